@@ -1,0 +1,3 @@
+from node.cache.cache import Cache, CacheError
+
+__all__ = ["Cache", "CacheError"]
