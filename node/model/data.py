@@ -19,6 +19,13 @@ def _need(value, cls, field: str, owner: str):
         raise InvalidValueError(f"{owner}.{field} must be a {cls.__name__}, got {type(value).__name__}")
 
 
+def _need_id(value, owner: str) -> None:
+    if not isinstance(value, InstrumentId):
+        raise InvalidValueError(
+            f"{owner}.instrument_id must be an InstrumentId, got {type(value).__name__} {value!r}"
+        )
+
+
 class Data:
     """Base of everything that flows through the DataEngine; ``ts_init`` orders a stream."""
 
@@ -44,6 +51,7 @@ class QuoteTick(Data):
         _need(ask_price, Price, "ask_price", "QuoteTick")
         _need(bid_size, Quantity, "bid_size", "QuoteTick")
         _need(ask_size, Quantity, "ask_size", "QuoteTick")
+        _need_id(instrument_id, "QuoteTick")
         if bid_price.precision != ask_price.precision:
             raise InvalidDataError(
                 f"QuoteTick {instrument_id}: bid precision {bid_price.precision} != ask precision {ask_price.precision}"
@@ -109,10 +117,17 @@ class TradeTick(Data):
         _need(size, Quantity, "size", "TradeTick")
         if size.raw == 0:
             raise InvalidDataError(f"TradeTick {instrument_id}: size must be positive")
+        _need_id(instrument_id, "TradeTick")
+        try:
+            aggressor = AggressorSide(aggressor_side)
+        except ValueError:
+            raise InvalidDataError(
+                f"TradeTick {instrument_id}: unknown aggressor side {aggressor_side!r}"
+            ) from None
         self.instrument_id = instrument_id
         self.price = price
         self.size = size
-        self.aggressor_side = AggressorSide(aggressor_side)
+        self.aggressor_side = aggressor
         self.trade_id = trade_id
         self.ts_event = check_unix_nanos(ts_event, "TradeTick.ts_event")
         self.ts_init = check_unix_nanos(ts_init, "TradeTick.ts_init")
@@ -166,6 +181,9 @@ class BarType:
         spec: BarSpecification,
         aggregation_source: AggregationSource = AggregationSource.EXTERNAL,
     ) -> None:
+        _need_id(instrument_id, "BarType")
+        if not isinstance(spec, BarSpecification):
+            raise InvalidValueError(f"BarType.spec must be a BarSpecification, got {spec!r}")
         self.instrument_id = instrument_id
         self.spec = spec
         self.aggregation_source = AggregationSource(aggregation_source)
@@ -222,6 +240,11 @@ class Bar(Data):
         for name, value in (("open", open), ("high", high), ("low", low), ("close", close)):
             _need(value, Price, name, "Bar")
         _need(volume, Quantity, "volume", "Bar")
+        if not open.precision == high.precision == low.precision == close.precision:
+            raise InvalidDataError(
+                f"Bar {bar_type}: open/high/low/close must share one precision, got "
+                f"{open.precision}/{high.precision}/{low.precision}/{close.precision}"
+            )
         if high.raw < low.raw or high < open or high < close or low > open or low > close:
             raise InvalidDataError(
                 f"Bar {bar_type}: inconsistent OHLC open={open} high={high} low={low} close={close}"

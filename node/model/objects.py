@@ -36,6 +36,10 @@ def _check_precision(precision: int, type_name: str) -> int:
 
 
 def _check_raw(raw: int, type_name: str) -> int:
+    if type(raw) is not int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise InvalidValueError(f"{type_name} raw value must be an int, got {type(raw).__name__} {raw!r}")
+        raw = int(raw)
     if raw > RAW_MAX or raw < RAW_MIN:
         raise ArithmeticOverflowError(f"{type_name} raw value {raw} does not fit in 64 bits")
     return raw
@@ -105,8 +109,13 @@ class FixedPoint:
     def from_str(cls, value: str):
         """Parse ``"1.10050"``; the precision is the number of decimals written."""
         s = value.strip()
-        precision = len(s.split(".", 1)[1]) if "." in s and "e" not in s.lower() else 0
-        return cls(s, precision)
+        try:
+            exponent = Decimal(s).as_tuple().exponent
+        except InvalidOperation:
+            raise InvalidValueError(f"{cls.__name__} value {value!r} is not a number") from None
+        if not isinstance(exponent, int):
+            raise NonFiniteValueError(f"{cls.__name__} value must be finite, got {value!r}")
+        return cls(s, max(0, -exponent))
 
     def as_decimal(self) -> Decimal:
         return Decimal(self.raw).scaleb(-self.precision)
@@ -130,7 +139,7 @@ class FixedPoint:
             a, b, _ = self._aligned(other)
             return a, b
         if isinstance(other, int | float | Decimal) and not isinstance(other, bool):
-            return self.as_decimal(), Decimal(other) if not isinstance(other, float) else other
+            return self.as_decimal(), _as_decimal(other)
         return None
 
     def __eq__(self, other) -> bool:
@@ -191,6 +200,8 @@ def _as_decimal(value) -> Decimal:
         if not math.isfinite(value):
             raise NonFiniteValueError(f"operand must be finite, got {value}")
         return Decimal(repr(value))
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise NonFiniteValueError(f"operand must be finite, got {value}")
     return Decimal(value)
 
 
@@ -319,6 +330,8 @@ class Money(FixedPoint):
 
     @classmethod
     def from_raw(cls, raw: int, currency: Currency) -> Money:  # type: ignore[override]
+        if not isinstance(currency, Currency):
+            raise InvalidValueError(f"Money needs a Currency, got {currency!r}")
         obj = object.__new__(cls)
         obj.raw = _check_raw(raw, "Money")
         obj.precision = currency.precision
@@ -351,9 +364,9 @@ class Money(FixedPoint):
         return Money.from_raw(-self.raw, self.currency)
 
     def __eq__(self, other) -> bool:
-        if isinstance(other, Money):
-            return other.currency == self.currency and other.raw == self.raw
-        return super().__eq__(other)
+        # Only Money equals Money: 1 USD is not "equal" to the number 1 or to 1 EUR, and this
+        # keeps equal objects hashing equal.
+        return isinstance(other, Money) and other.currency == self.currency and other.raw == self.raw
 
     def __hash__(self) -> int:
         return hash((self.raw, self.currency.code))

@@ -36,20 +36,28 @@ def add_nanos(a: int, b: int) -> int:
 
 
 def parse_timestamp(text: str | int, field: str = "timestamp") -> int:
-    """Parse integer nanoseconds or an ISO-8601 string (naive strings are taken as UTC)."""
-    if isinstance(text, int):
+    """Parse integer nanoseconds or an ISO-8601 string (naive strings are taken as UTC).
+
+    Nanosecond fractions are kept exactly (``datetime`` alone stops at microseconds).
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
         return check_unix_nanos(text, field)
+    if not isinstance(text, str):
+        raise InvalidTimestampError(f"{field}: expected ISO-8601 text or integer nanoseconds, got {text!r}")
     s = text.strip()
-    if s.isdigit():
+    if s.isascii() and s.isdigit():
         return check_unix_nanos(int(s), field)
-    frac_ns = 0
-    # datetime only keeps microseconds; keep full nanosecond fractions ourselves.
-    head = s
-    tz = ""
-    if s.endswith("Z"):
+    bad = InvalidTimestampError(f"{field}: not ISO-8601 or integer nanoseconds: {text!r}")
+    if not s.isascii():
+        raise bad
+    head, tz = s, ""
+    if s.endswith(("Z", "z")):
         head, tz = s[:-1], "+00:00"
-    elif len(s) > 6 and s[-6] in "+-" and s[-3] == ":":
+    elif len(s) > 5 and s[-5] in "+-" and s[-4:].isdigit() and "T" in s[:-5]:
+        head, tz = s[:-5], f"{s[-5:-2]}:{s[-2:]}"
+    elif len(s) > 6 and s[-6] in "+-" and s[-3] == ":" and "T" in s[:-6]:
         head, tz = s[:-6], s[-6:]
+    frac_ns = 0
     if "." in head:
         head, frac = head.split(".", 1)
         if not frac.isdigit() or len(frac) > 9:
@@ -58,7 +66,7 @@ def parse_timestamp(text: str | int, field: str = "timestamp") -> int:
     try:
         dt = datetime.fromisoformat(head + tz)
     except ValueError:
-        raise InvalidTimestampError(f"{field}: not ISO-8601 or integer nanoseconds: {text!r}") from None
+        raise bad from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
