@@ -38,6 +38,7 @@ class Cache:
         self._orders_open: dict[ClientOrderId, object] = {}
         self._order_position: dict[ClientOrderId, PositionId] = {}
         self._positions: dict[PositionId, object] = {}
+        self._positions_open: dict[PositionId, object] = {}
         self._accounts: dict[AccountId, object] = {}
         self._venue_accounts: dict[Venue, AccountId] = {}
 
@@ -153,6 +154,14 @@ class Cache:
 
     def add_position(self, position) -> None:
         self._positions[position.id] = position
+        self.update_position(position)
+
+    def update_position(self, position) -> None:
+        """Re-index a position after a fill changed it (strategies ask for open ones every bar)."""
+        if position.is_open:
+            self._positions_open[position.id] = position
+        else:
+            self._positions_open.pop(position.id, None)
 
     def position(self, position_id: PositionId):
         return self._positions.get(position_id)
@@ -169,7 +178,7 @@ class Cache:
     def positions_open(
         self, instrument_id: InstrumentId | None = None, strategy_id: StrategyId | None = None
     ) -> list:
-        return [p for p in _filter(self._positions.values(), instrument_id, strategy_id) if p.is_open]
+        return _filter(self._positions_open.values(), instrument_id, strategy_id)
 
     def positions_closed(
         self, instrument_id: InstrumentId | None = None, strategy_id: StrategyId | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from node.model.data import Bar, BarType
 from node.model.enums import PriceType
-from node.model.errors import InvalidValueError
+from node.model.errors import InvalidValueError, PrecisionError
 from node.model.objects import MAX_PRECISION, Quantity
 
 
@@ -29,7 +29,7 @@ class TimeBarAggregator:
         self._timer_name = f"bar-aggregator:{bar_type}"
         price_type = bar_type.spec.price_type
         self._size_precision = instrument.size_precision
-        precision = instrument.price_precision
+        self._price_precision = precision = instrument.price_precision
         # Quotes: we accumulate bid+ask (MID) or 2*side (BID/ASK) so all three share one path;
         # the raw sum is turned into a price at the close.
         if price_type == PriceType.MID:
@@ -87,6 +87,12 @@ class TimeBarAggregator:
             self._has_update = True
 
     def _update_mid(self, tick) -> None:
+        if (
+            tick.bid_price.precision != self._price_precision
+            or tick.bid_size.precision != self._size_precision
+            or tick.ask_size.precision != self._size_precision
+        ):
+            self._reject_precision(tick, tick.bid_price, tick.bid_size, tick.ask_size)
         p = tick.bid_price.raw + tick.ask_price.raw
         if self._has_update:
             if p > self._high:
@@ -101,16 +107,34 @@ class TimeBarAggregator:
             self._has_update = True
 
     def _update_bid(self, tick) -> None:
-        self._update(tick.bid_price.raw * 2, tick.bid_size.raw * 2)
+        price, size = tick.bid_price, tick.bid_size
+        if price.precision != self._price_precision or size.precision != self._size_precision:
+            self._reject_precision(tick, price, size)
+        self._update(price.raw * 2, size.raw * 2)
 
     def _update_ask(self, tick) -> None:
-        self._update(tick.ask_price.raw * 2, tick.ask_size.raw * 2)
+        price, size = tick.ask_price, tick.ask_size
+        if price.precision != self._price_precision or size.precision != self._size_precision:
+            self._reject_precision(tick, price, size)
+        self._update(price.raw * 2, size.raw * 2)
 
     def _reject_quote(self, tick) -> None:
         raise InvalidValueError(f"bar type {self.bar_type} is built from trades, not quotes")
 
     def handle_trade_tick(self, tick) -> None:
-        self._update(tick.price.raw * 2, tick.size.raw * 2)
+        price, size = tick.price, tick.size
+        if price.precision != self._price_precision or size.precision != self._size_precision:
+            self._reject_precision(tick, price, size)
+        self._update(price.raw * 2, size.raw * 2)
+
+    def _reject_precision(self, tick, price, *sizes) -> None:
+        # Raw ints are summed as if at the instrument's precisions; a tick at another precision
+        # would silently scale the bar by a power of ten.
+        raise PrecisionError(
+            f"cannot aggregate {self.bar_type} from {tick!r}: price precision {price.precision} / size "
+            f"precision(s) {', '.join(str(s.precision) for s in sizes)} do not match the instrument's "
+            f"{self._price_precision} / {self._size_precision}"
+        )
 
     # -- close ----------------------------------------------------------------------------------
     def _to_price_raw(self, doubled: int) -> int:

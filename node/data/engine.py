@@ -31,7 +31,6 @@ class DataEngine(Component):
         self._aggregators: dict = {}
         self._subscribers: dict[tuple, set[str]] = {}
         self._clients: list = []
-        self.data_count = 0
         self.command_count = 0
         self._dispatch = {
             QuoteTick: self.process_quote_tick,
@@ -165,5 +164,4 @@ class DataEngine(Component):
         for bar_type in list(self._aggregators):
             self._stop_aggregator(bar_type)
         self._subscribers.clear()
-        self.data_count = 0
         self.command_count = 0

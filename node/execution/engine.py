@@ -23,6 +23,7 @@ from node.model.account import Account
 from node.model.enums import OmsType, OrderSide, PositionSide
 from node.model.events import (
     AccountState,
+    OrderCancelRejected,
     OrderDenied,
     OrderFilled,
     OrderSubmitted,
@@ -32,6 +33,7 @@ from node.model.events import (
 )
 from node.model.identifiers import PositionId
 from node.model.objects import Money, Quantity
+from node.model.orders import OverfillError
 from node.model.position import Position
 
 
@@ -146,6 +148,11 @@ class ExecutionEngine(Component):
         if isinstance(event, OrderFilled):
             self._handle_fill(order, event)
             return
+        if order.is_closed and isinstance(event, OrderCancelRejected):
+            # The ordinary race "cancel sent, order filled meanwhile": nothing left to cancel.
+            if self._log is not None:
+                self._log.info(f"cancel of {order.client_order_id} rejected after it closed: {event.reason}")
+            return
         order.apply(event)
         self._cache.update_order(order)
         self._publish_order_event(event)
@@ -197,6 +204,13 @@ class ExecutionEngine(Component):
         position = self._find_position(order, fill)
         parts = [(position, fill)]
         if position is not None and _crosses_zero(position, fill):
+            # The two parts are applied one after the other: refuse an over-fill as a whole first,
+            # or the closing part would be booked before the opening part is refused.
+            if fill.last_qty > order.leaves_qty:
+                raise OverfillError(
+                    f"order {order.client_order_id}: fill {fill.trade_id} of {fill.last_qty} exceeds the "
+                    f"leaves quantity {order.leaves_qty}; the venue reported more than was ordered"
+                )
             closing, opening = _split_fill(position, fill)
             parts = [(position, closing), (None, opening)]
         for target, part in parts:
@@ -208,23 +222,23 @@ class ExecutionEngine(Component):
             order.apply(part)
             self._cache.update_order(order)
             self._cache.add_position_id(order.client_order_id, part.position_id)
+            # Order and position are both updated before anyone hears of the fill: a handler
+            # that reacts (e.g. submits again) must see the position the fill produced.
+            position_event = self._update_position(target, part, instrument)
             self._publish_order_event(part)
-            self._update_position(target, part, instrument)
+            self._publish_position_event(position_event)
 
-    def _update_position(self, position, fill, instrument) -> None:
+    def _update_position(self, position, fill, instrument):
+        """Apply ``fill`` (opening a position if ``position`` is None); return the event to publish."""
         last = fill.last_px
         if position is None:
             position = Position(instrument, fill)
             self._cache.add_position(position)
-            self._publish_position_event(PositionOpened.create(position, fill, position.unrealized_pnl(last)))
-            return
+            return PositionOpened.create(position, fill, position.unrealized_pnl(last))
         position.apply(fill)
-        if position.is_closed:
-            self._publish_position_event(PositionClosed.create(position, fill, position.unrealized_pnl(last)))
-        else:
-            self._publish_position_event(
-                PositionChanged.create(position, fill, position.unrealized_pnl(last))
-            )
+        self._cache.update_position(position)
+        event_type = PositionClosed if position.is_closed else PositionChanged
+        return event_type.create(position, fill, position.unrealized_pnl(last))
 
     # -- lifecycle -------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -234,6 +248,10 @@ class ExecutionEngine(Component):
     def on_stop(self) -> None:
         for client in self._clients.values():
             client.disconnect()
+
+    def on_resume(self) -> None:
+        for client in self._clients.values():
+            client.connect()
 
     def on_reset(self) -> None:
         self._position_count = 0

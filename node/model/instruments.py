@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from node.model.errors import InvalidValueError
 from node.model.identifiers import InstrumentId
-from node.model.objects import POW10, Currency, Money, Price, Quantity
+from node.model.objects import Currency, Money, Price, Quantity
 from node.model.timestamps import check_unix_nanos
 
 
@@ -93,13 +93,6 @@ class Instrument:
         """quantity x price x multiplier, in the quote currency."""
         value = quantity.as_decimal() * price.as_decimal() * self.multiplier.as_decimal()
         return Money(value, self.quote_currency)
-
-    def notional_raw(self, qty_raw: int, price_raw: int) -> int:
-        """Notional as a raw Money int in the quote currency (fast, integer-only)."""
-        p = self.quote_currency.precision
-        num = qty_raw * price_raw * self.multiplier.raw * POW10[p]
-        den = POW10[self.size_precision] * POW10[self.price_precision] * POW10[self.multiplier.precision]
-        return num // den
 
     @property
     def settlement_currency(self) -> Currency:

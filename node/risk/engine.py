@@ -1,11 +1,12 @@
 """The RiskEngine: every trading command passes here before it can reach a venue.
 
 Pre-trade checks on ``SubmitOrder`` (in this order, first failure wins):
-instrument known; quantity and price precision match the instrument; quantity within the
-instrument's and the configured maximum; notional within the configured maximum; a limit
-price or stop trigger inside the price band around the last quote; trading state (HALTED
-denies every submit, REDUCING denies a submit that would increase the position); the
-submit-rate throttle. A breach becomes an ``OrderDenied`` event carrying the reason.
+instrument known; quantity precision and the instrument's min/max; the configured maximum
+quantity; price precision and sign; notional within the configured maximum; a limit price or
+stop trigger inside the price band around the last quote; a reduce-only order must reduce
+(the named position, or the strategy's net position); trading state (HALTED denies every
+submit, REDUCING denies a submit that would increase the position); the submit-rate
+throttle. A breach becomes an ``OrderDenied`` event carrying the reason.
 Cancels are never blocked: getting out of the market must always be possible.
 """
 
@@ -117,13 +118,21 @@ class RiskEngine(Component):
             mid = (quote.bid_price.as_decimal() + quote.ask_price.as_decimal()) / 2
             if abs(price.as_decimal() - mid) > mid * self._band:
                 return f"price {price} is outside the {self._band:%} band around the last mid {mid}"
+        if order.reduce_only and not self._reduces(order, command.position_id):
+            return "reduce-only order would open or increase a position (is the position already closed?)"
         if self.trading_state == TradingState.HALTED:
             return "trading state is HALTED"
-        if self.trading_state == TradingState.REDUCING and not self._reduces(order):
+        if self.trading_state == TradingState.REDUCING and not self._reduces(order, command.position_id):
             return "trading state is REDUCING and this order would increase the position"
         return self._check_rate()
 
-    def _reduces(self, order) -> bool:
+    def _reduces(self, order, position_id=None) -> bool:
+        if position_id is not None:
+            position = self._cache.position(position_id)
+            if position is None or not position.is_open:
+                return False
+            closing = OrderSide.SELL if position.signed_qty > 0 else OrderSide.BUY
+            return order.side == closing and order.quantity <= position.quantity
         net = Decimal(0)
         for position in self._cache.positions_open(order.instrument_id, order.strategy_id):
             net += position.signed_qty

@@ -46,8 +46,15 @@ class KernelConfig:
 
 class Kernel:
     def __init__(
-        self, environment: Environment, clock, config: KernelConfig | None = None, log_sink=None
+        self,
+        environment: Environment,
+        clock,
+        config: KernelConfig | None = None,
+        log_sink=None,
+        msgbus_factory=MessageBus,
     ) -> None:
+        """``msgbus_factory(trader_id, clock)`` makes the bus; a live node passes a subclass that
+        also hands selected publishes to its external stream (every engine must share that bus)."""
         self.environment = Environment(environment)
         self.config = config or KernelConfig()
         self.trader_id = TraderId(self.config.trader_id)
@@ -55,7 +62,7 @@ class Kernel:
         self.logger = Logger(
             self.trader_id.value, parse_level(self.config.log_level), sink=log_sink, clock=clock
         )
-        self.msgbus = MessageBus(self.trader_id.value, clock)
+        self.msgbus = msgbus_factory(self.trader_id.value, clock)
         self.cache = Cache(bar_capacity=self.config.bar_capacity)
         self.portfolio = Portfolio(self.msgbus, self.cache, clock, self.logger)
         self.data_engine = DataEngine(self.msgbus, self.cache, clock, self.logger)

@@ -1,0 +1,47 @@
+"""The ``orchestrator`` command line: one sub-command per job (DESIGN §4)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from orchestrator import __version__, exit_codes
+from orchestrator.commands import backtest
+
+DESCRIPTION = """\
+Run trading nodes: backtests now; fleets of isolated live/sandbox nodes and parameter
+sweeps as they land. Every sub-command has --help with an example.
+
+example:
+  orchestrator backtest configs/backtest_ema_cross.toml
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's default is exit 2 too; keep the hint
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}\n(see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(exit_codes.BAD_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="orchestrator", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    backtest.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return exit_codes.BAD_USAGE
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
