@@ -759,3 +759,46 @@ def test_thin_book_slices_respect_a_limit_a_level_cap_and_unknown_depth():
     assert thin_book_slices(250, 100, 1000, 1, True, limit_raw=1001) == [(100, 1000), (100, 1001)]
     assert thin_book_slices(250, 0, 1000, 1, True) == [(250, 1000)]  # zero size: depth unknown
     assert thin_book_slices(10, 1, 1000, 1, True, max_levels=3) == [(1, 1000), (1, 1001), (8, 1002)]
+
+
+def test_two_closes_queued_for_the_next_open_do_not_flip_the_position():
+    """Reduce-only at the venue: the second queued close finds the position gone and is canceled."""
+    from node.backtest.engine import BacktestEngine
+    from node.model.data import BarType
+    from node.model.enums import OrderSide
+    from node.model.instruments import default_fx_pair
+    from node.model.objects import Money
+    from node.model.objects import Quantity as Qty
+    from node.persistence.generators import random_walk_bars
+    from node.trading.strategy import Strategy
+
+    instrument = default_fx_pair()
+    bar_type = BarType.from_str("EUR/USD.SIM-1-MINUTE-MID-EXTERNAL")
+
+    class DoubleClose(Strategy):
+        def on_start(self):
+            self.subscribe_bars(bar_type)
+            self.bars = 0
+
+        def on_bar(self, bar):
+            self.bars += 1
+            if self.bars == 1:
+                self.submit_order(self.order_factory.market(instrument.id, OrderSide.BUY, Qty(1000, 0)))
+            elif self.bars == 2:
+                position = self.cache.positions_open(instrument.id)[0]
+                self.close_position(position)
+                self.close_position(position)  # both queued for the next open: the race
+
+    engine = BacktestEngine()
+    engine.add_venue("SIM", [Money(1_000_000, instrument.quote_currency)])
+    engine.add_instrument(instrument)
+    engine.add_data(random_walk_bars(bar_type, instrument, 5))
+    engine.add_strategy(DoubleClose())
+    engine.run()
+    statuses = [o.status.name for o in engine.cache.orders()]
+    assert statuses == ["FILLED", "FILLED", "CANCELED"]
+    canceled = engine.cache.orders()[2].events[-1]
+    assert "reduce-only" in canceled.reason
+    assert engine.cache.positions_open() == []
+    assert len(engine.cache.positions()) == 1
+    engine.dispose()

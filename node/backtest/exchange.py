@@ -25,8 +25,13 @@ Ids are deterministic counters: venue order ids ``{venue}-{n}`` (given on accept
 ``{venue}-T-{n}``; ``reset()`` restarts them. A client order id the venue has seen before (accepted
 or rejected) is rejected: a node that restarts and retries a command cannot trade twice.
 
+Reduce-only: the RiskEngine refuses a reduce-only order that would not reduce when it is
+submitted; the venue checks again when a queued, triggered or resting one executes (on a MARGIN
+account, against its net position) and cancels it with a reason if it would now open or increase
+a position — e.g. two closes queued for the same next bar open.
+
 Not simulated: FX conversion, order expiry (GTD/DAY behave as GTC: orders carry no expire time),
-reduce-only enforcement (the RiskEngine's job), latency, liquidation.
+latency, liquidation.
 """
 
 from __future__ import annotations
@@ -62,8 +67,6 @@ from node.model.objects import Currency, Money, Price, Quantity, format_raw
 
 _FILL_AT_CLOSE = MappingProxyType({"next_open": False, "close": True})
 """``bar_execution`` values: does an order on a bar-driven instrument execute at the latest close?"""
-
-"""Placeholder in an OrderCancelRejected for an order the venue never accepted (the field is required)."""
 
 
 class ExchangeConfigError(ValueError):
@@ -447,6 +450,10 @@ class SimulatedExchange:
             self._cancel_now(book, wo)
 
     def _fill_resting_limit(self, book: InstrumentBook, wo: WorkingOrder, px: int) -> None:
+        breach = self._reduce_only_breach(book, wo)
+        if breach is not None:
+            self._cancel_now(book, wo, breach)
+            return
         book.remove(wo)
         self._fill(book, wo, wo.leaves_raw, px, LiquiditySide.MAKER, [])
 
@@ -471,8 +478,27 @@ class SimulatedExchange:
         wo.queued = False
         self._take_now(book, wo, legs, triggered=False)
 
+    def _reduce_only_breach(self, book: InstrumentBook, wo: WorkingOrder) -> str | None:
+        """Why a reduce-only order must not execute now (it would open/increase a position), or None."""
+        if not wo.order.reduce_only or self.account.account_type is not AccountType.MARGIN:
+            return None
+        net = self.account.net_position(book.instrument.id)
+        net_raw = 0 if net is None else net[0]
+        closable = -net_raw if wo.is_buy else net_raw
+        if closable >= wo.leaves_raw:
+            return None
+        return (
+            f"reduce-only order would open or increase a position: net position "
+            f"{format_raw(net_raw, book.instrument.size_precision)}, order leaves "
+            f"{format_raw(wo.leaves_raw, book.instrument.size_precision)}"
+        )
+
     def _take_now(self, book: InstrumentBook, wo: WorkingOrder, legs, triggered: bool) -> None:
         """Execute an already accepted order; canceled if the account cannot pay at these prices."""
+        breach = self._reduce_only_breach(book, wo)
+        if breach is not None:
+            self._cancel_now(book, wo, breach)
+            return
         taker, tail = self._take_legs(book, wo, legs)
         req = self.account.requirement(book.instrument, wo.is_buy, taker + tail)
         reason = self.account.check(req, own=wo.client_order_id)
@@ -483,7 +509,7 @@ class SimulatedExchange:
         if reason is None:
             self._run(book, wo, taker, tail)
         else:
-            self._cancel_now(book, wo)
+            self._cancel_now(book, wo, reason)
 
     def _fill(
         self, book: InstrumentBook, wo: WorkingOrder, qty: int, px: int, liquidity, then_lock: list[Leg]
@@ -524,7 +550,7 @@ class SimulatedExchange:
         self._report()
         self._emit(fill)
 
-    def _cancel_now(self, book: InstrumentBook, wo: WorkingOrder) -> None:
+    def _cancel_now(self, book: InstrumentBook, wo: WorkingOrder, reason: str | None = None) -> None:
         book.remove(wo)
         wo.status = OrderStatusAtVenue.CANCELED
         self.account.release(wo.client_order_id)
@@ -539,6 +565,7 @@ class SimulatedExchange:
                 client_order_id=wo.client_order_id,
                 venue_order_id=wo.venue_order_id,
                 account_id=self.account_id,
+                reason=reason,
                 ts_event=ts,
                 ts_init=ts,
             )
