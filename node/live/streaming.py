@@ -1,0 +1,192 @@
+"""The external streaming port: selected bus messages, in order, to a sink the host provides.
+
+This is the node's side of what the orchestrator will plug ZeroMQ into (DESIGN.md section 1): the
+node knows nothing of sockets; it hands plain dicts to a callable.
+
+How messages are selected: :class:`StreamingBus` is the kernel's MessageBus with one addition, a
+*tap* that sees every ``publish`` whose topic matches the configured patterns, *before* the
+subscribers run. Tapping the publish (rather than subscribing a handler per pattern) gives the
+exact topic of each message, delivers a message once even when two patterns match its topic, and
+keeps causal order: if a subscriber publishes something in reaction, that comes after the message
+that caused it. Whether a topic matches is decided once per topic and cached.
+
+What the sink receives, one call per message, in publish order::
+
+    {"seq": 17, "topic": "events.order.EMACross-000", "type": "OrderFilled", "data": {...}}
+
+``seq`` counts from 1 per node run; ``data`` is ``to_dict()`` (or the model's ``to_plain`` for
+other dataclasses), so msgpack can encode it as is. The sink may be a plain function or a
+coroutine function; the port awaits it before handing the next message, so a slow sink applies
+backpressure: the node's drain tasks pause while the buffer is above half full (see
+:meth:`StreamingPort.wait_room`), and only if one kernel step alone overfills it does the node
+stop with :class:`StreamOverflow` (never a silent drop).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from node.live.errors import StreamOverflow
+from node.live.queues import EndOfQueue, KernelQueue
+from node.model.events import to_plain
+from node.msgbus.bus import MessageBus, topic_matches
+
+DEFAULT_STREAM_PATTERNS = ("events.order.*", "events.position.*", "events.account.*", "events.system.*")
+"""Order, position, account and system/component events (what the orchestrator journals)."""
+
+Sink = Callable[[dict], Any]
+
+
+class StreamingBus(MessageBus):
+    """A MessageBus that also shows matching publishes to a tap (see module docstring)."""
+
+    _MAX_TAP_TOPICS = 65_536
+
+    def __init__(self, trader_id: str, clock: Any, name: str = "MessageBus") -> None:
+        super().__init__(trader_id, clock, name)
+        self._tap: Callable[[str, Any], None] | None = None
+        self._tap_patterns: tuple[str, ...] = ()
+        self._tap_topics: dict[str, bool] = {}
+
+    def set_tap(self, tap: Callable[[str, Any], None] | None, patterns: tuple[str, ...] = ()) -> None:
+        self._tap = tap
+        self._tap_patterns = tuple(patterns)
+        self._tap_topics = {}
+
+    def publish(self, topic: str, msg: Any) -> None:
+        tap = self._tap
+        if tap is not None:
+            hit = self._tap_topics.get(topic)
+            if hit is None:
+                if len(self._tap_topics) >= self._MAX_TAP_TOPICS:
+                    self._tap_topics.clear()
+                hit = self._tap_topics[topic] = isinstance(topic, str) and any(
+                    topic_matches(topic, p) for p in self._tap_patterns
+                )
+            if hit:
+                tap(topic, msg)
+        super().publish(topic, msg)
+
+
+def to_stream_dict(seq: int, topic: str, msg: Any) -> dict:
+    """One message as the plain dict handed to the sink."""
+    to_dict = getattr(msg, "to_dict", None)
+    try:
+        data = to_dict() if to_dict is not None else to_plain(msg)
+    except TypeError:
+        data = {"repr": repr(msg)}
+    return {"seq": seq, "topic": topic, "type": type(msg).__name__, "data": data}
+
+
+class StreamingPort:
+    """Buffers tapped messages and hands them to the sink from its own task, in order."""
+
+    def __init__(self, patterns: tuple[str, ...], capacity: int, logger: Any = None) -> None:
+        for pattern in patterns:
+            if not isinstance(pattern, str) or not pattern:
+                raise ValueError(f"stream topic patterns must be non-empty strings, got {pattern!r}")
+        self.patterns = tuple(patterns)
+        self.sink: Sink | None = None
+        self._queue = KernelQueue("stream", capacity)
+        self._high_water = max(1, capacity // 2)
+        self._log = logger
+        self.seq = 0
+        self.delivered = 0
+        self.sink_errors = 0
+        self._delivered_event: anyio.Event | None = None
+        self._room_event: anyio.Event | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.sink is not None
+
+    def attach(self, bus: StreamingBus) -> None:
+        bus.set_tap(self._on_publish, self.patterns)
+
+    def detach(self, bus: StreamingBus) -> None:
+        bus.set_tap(None)
+
+    # -- kernel side (synchronous, on the loop) ---------------------------------------------------
+
+    def _on_publish(self, topic: str, msg: Any) -> None:
+        if self._queue.closed:
+            return  # the node has stopped streaming (after its final flush)
+        self.seq += 1
+        item = to_stream_dict(self.seq, topic, msg)
+        if len(self._queue) >= self._queue.capacity:
+            raise StreamOverflow(
+                f"the external stream buffer is full ({self._queue.capacity} messages): the host's sink "
+                f"does not keep up (message {self.seq} on {topic} could not be buffered). Make the sink "
+                "faster or raise queues.stream_capacity"
+            )
+        self._queue.put_nowait(item)
+
+    @property
+    def congested(self) -> bool:
+        return len(self._queue) >= self._high_water
+
+    async def wait_room(self) -> None:
+        """Backpressure for the drain tasks: return once the buffer is below half full."""
+        while self.congested and not self._queue.closed:
+            if self._room_event is None:
+                self._room_event = anyio.Event()
+            await self._room_event.wait()
+
+    # -- the streaming task ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Hand every buffered message to the sink until the buffer is closed and empty."""
+        sink = self.sink
+        queue = self._queue
+        while True:
+            try:
+                item = await queue.get()
+            except EndOfQueue:
+                return
+            try:
+                result = sink(item)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # a host bug must not stop the node; it is counted and logged
+                self.sink_errors += 1
+                if self._log is not None:
+                    self._log.exception(f"stream sink failed on message {item['seq']} ({item['topic']})", exc)
+            self.delivered += 1
+            queue.processed += 1
+            delivered, self._delivered_event = self._delivered_event, None
+            if delivered is not None:
+                delivered.set()
+            if self._room_event is not None and not self.congested:
+                room, self._room_event = self._room_event, None
+                room.set()
+
+    async def flush(self) -> None:
+        """Return once every message published so far has been handed to the sink."""
+        while self.delivered < self._queue.put_count:
+            if self._delivered_event is None:
+                self._delivered_event = anyio.Event()
+            await self._delivered_event.wait()
+
+    def close(self) -> None:
+        self._queue.close()
+        if self._room_event is not None:
+            self._room_event.set()
+            self._room_event = None
+
+    def stats(self) -> dict:
+        return {
+            "enabled": self.enabled,
+            "patterns": list(self.patterns),
+            "published": self.seq,
+            "delivered": self.delivered,
+            "buffered": len(self._queue),
+            "high_water": self._queue.high_water,
+            "sink_errors": self.sink_errors,
+        }
+
+
+__all__ = ["DEFAULT_STREAM_PATTERNS", "StreamingBus", "StreamingPort", "to_stream_dict"]

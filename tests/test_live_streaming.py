@@ -1,0 +1,239 @@
+"""The external streaming port (every selected event once, in order, as plain dicts) and host
+commands (from other threads, executed on the kernel loop in arrival order)."""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import pytest
+from test_live_support import IID, INSTRUMENT, Recorder, replay_node, sandbox_config
+
+from node.live.commands import StartStrategy, StopStrategy, StrategyCommand, parse_command
+from node.live.errors import CommandRejected, InvalidCommand, StreamOverflow
+from node.live.node import TradingNode
+from node.live.states import NodeState
+from node.live.streaming import StreamingBus, StreamingPort, to_stream_dict
+from node.model.enums import TradingState
+from node.persistence.generators import random_walk_quotes
+from node.risk.engine import RiskConfig
+from node.strategies.quote_mean_reversion import QuoteMeanReversion, QuoteMeanReversionConfig
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+
+def mean_reversion(**kwargs) -> QuoteMeanReversion:
+    config = {"window": 20, "entry_ticks": 2, **kwargs}
+    return QuoteMeanReversion(QuoteMeanReversionConfig(instrument_id=IID, trade_size=100_000, **config))
+
+
+# -- the stream -----------------------------------------------------------------------------------
+
+
+class AsyncRecorder(Recorder):
+    """A coroutine sink that yields to the loop on every message (a slow, async host)."""
+
+    async def __call__(self, msg: dict) -> None:  # type: ignore[override]
+        await anyio.sleep(0)
+        super().__call__(msg)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sink_kind", ["sync", "async"])
+async def test_sink_receives_every_order_event_exactly_once_in_order(anyio_backend, sink_kind):
+    sink = Recorder() if sink_kind == "sync" else AsyncRecorder()
+    strategy = mean_reversion()
+    node = replay_node(
+        random_walk_quotes(INSTRUMENT, 1500, seed=7),
+        [strategy],
+        stream_sink=sink,
+        risk=RiskConfig(max_submit_rate=1_000_000),
+    )
+    published: list = []  # what the kernel published, in order, seen by an ordinary subscriber
+    node.kernel.msgbus.subscribe("events.order.*", published.append)
+    node.build()
+    with anyio.fail_after(30):
+        await node.run_async()
+    streamed = sink.on("events.order.")
+    assert len(published) > 100  # the strategy traded
+    assert [(m["type"], m["data"]) for m in streamed] == [(type(e).__name__, e.to_dict()) for e in published]
+    assert all(m["topic"] == f"events.order.{strategy.id}" for m in streamed)
+    seqs = [m["seq"] for m in sink.messages]
+    assert seqs == list(range(1, len(seqs) + 1))  # nothing lost, nothing twice, in order
+    positions = sink.on("events.position.")
+    assert {m["type"] for m in positions} >= {"PositionOpened", "PositionClosed"}
+    assert sink.on("events.account.")  # balances changed as fills came in
+    assert sink.node_states() == ["STARTING", "RUNNING", "STOPPING", "STOPPED"]
+    assert node.stream.stats()["delivered"] == len(sink.messages)
+    node.dispose()
+
+
+def test_overlapping_patterns_deliver_once_with_the_exact_topic():
+    bus = StreamingBus("T-001", clock=None)
+    seen: list = []
+    bus.set_tap(lambda topic, msg: seen.append((topic, msg)), ("events.*", "events.order.*"))
+    bus.publish("events.order.S-1", "a")
+    bus.publish("data.quotes.X", "b")
+    bus.publish("events.account.A", "c")
+    assert seen == [("events.order.S-1", "a"), ("events.account.A", "c")]
+
+
+def test_stream_dicts_are_plain():
+    from node.live.node import NodeStateChanged
+
+    msg = to_stream_dict(3, "events.system.TradingNode", NodeStateChanged("N", NodeState.RUNNING, 5))
+    assert msg == {
+        "seq": 3,
+        "topic": "events.system.TradingNode",
+        "type": "NodeStateChanged",
+        "data": {"node_id": "N", "state": "RUNNING", "ts_event": 5, "reason": ""},
+    }
+
+
+def test_a_full_stream_buffer_fails_loudly_instead_of_dropping():
+    port = StreamingPort(("events.*",), capacity=2)
+    port.sink = print
+    port._on_publish("events.x", {"a": 1})
+    port._on_publish("events.x", {"a": 2})
+    with pytest.raises(StreamOverflow, match="sink does not keep up"):
+        port._on_publish("events.x", {"a": 3})
+
+
+# -- host commands --------------------------------------------------------------------------------
+
+
+class Commanded(QuoteMeanReversion):
+    """Records each custom command with the thread it ran on."""
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.commands: list[tuple[str, object, int]] = []
+
+    def on_command(self, name, payload):
+        self.commands.append((name, payload, threading.get_ident()))
+        return len(self.commands)
+
+
+async def result_of(future, timeout: float = 10.0):
+    """Wait for a command's concurrent Future without blocking the node's loop."""
+    return await anyio.to_thread.run_sync(future.result, timeout)
+
+
+@pytest.mark.anyio
+async def test_commands_from_other_threads_run_on_the_kernel_loop_in_arrival_order(anyio_backend):
+    strategy = Commanded(QuoteMeanReversionConfig(instrument_id=IID, trade_size=1))
+    node = TradingNode(sandbox_config())
+    node.add_strategy(strategy)
+    node.build()
+    n = 200
+    futures: dict[str, list] = {"a": [], "b": []}
+
+    def sender(tag: str) -> None:
+        for i in range(n):
+            futures[tag].append(node.inject(StrategyCommand(strategy.id, "count", (tag, i))))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(node.run_async)
+        with anyio.fail_after(10):
+            await node.wait_until_running()
+        loop_thread = threading.get_ident()
+        threads = [threading.Thread(target=sender, args=(tag,)) for tag in futures]
+        for thread in threads:
+            thread.start()
+        with anyio.fail_after(10):
+            for thread in threads:
+                await anyio.to_thread.run_sync(thread.join)
+            results = {tag: [await result_of(f) for f in fs] for tag, fs in futures.items()}
+        await node.stop_async()
+    payloads = [p for _, p, _ in strategy.commands]
+    for tag in futures:  # each sender's commands ran in the order it sent them ...
+        assert [i for t, i in payloads if t == tag] == list(range(n))
+        assert results[tag] == sorted(results[tag])  # ... and each saw the ones before it
+    assert sorted(results["a"] + results["b"]) == list(range(1, 2 * n + 1))  # each exactly once
+    assert {thread for _, _, thread in strategy.commands} == {loop_thread}  # on the kernel loop
+    node.dispose()
+
+
+@pytest.mark.anyio
+async def test_stop_start_and_custom_commands_in_sequence_from_a_thread(anyio_backend):
+    strategy = Commanded(QuoteMeanReversionConfig(instrument_id=IID, trade_size=1))
+    node = TradingNode(sandbox_config())
+    node.add_strategy(strategy)
+    node.build()
+    sequence = [
+        StopStrategy(strategy.id),
+        {"kind": "strategy", "strategy_id": strategy.id, "name": "while_stopped", "payload": 1},
+        {"kind": "start_strategy", "strategy_id": strategy.id},
+        StartStrategy(strategy.id),  # already running: harmless
+        {"kind": "set_trading_state", "state": "reducing"},
+        {"kind": "stop_strategy", "strategy_id": "nope"},
+        {"kind": "stop_node", "reason": "host says so"},
+    ]
+    sent: list = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(node.run_async)
+        with anyio.fail_after(10):
+            await node.wait_until_running()
+            thread = threading.Thread(target=lambda: sent.extend(node.inject(c) for c in sequence))
+            thread.start()
+            await anyio.to_thread.run_sync(thread.join)
+            await node.wait_for_state(NodeState.STOPPED)
+    assert [f.result(0) for f in sent[:5]] == ["STOPPED", 1, "RUNNING", "RUNNING", "REDUCING"]
+    with pytest.raises(CommandRejected, match="no strategy 'nope'"):
+        sent[5].result(0)
+    assert sent[6].result(0) == "RUNNING"  # the state when the stop was requested
+    assert node.stop_reason == "host says so"
+    assert node.kernel.risk_engine.trading_state is TradingState.REDUCING
+    with pytest.raises(CommandRejected, match="not running"):
+        node.inject(StopStrategy(strategy.id)).result(0)
+    node.dispose()
+
+
+def test_malformed_commands_fail_in_the_caller():
+    with pytest.raises(InvalidCommand, match="unknown command kind 'explode'"):
+        parse_command({"kind": "explode"})
+    with pytest.raises(InvalidCommand, match="unknown field"):
+        parse_command({"kind": "stop_strategy", "strategy_id": "x", "force": True})
+    with pytest.raises(InvalidCommand, match="missing"):
+        parse_command({"kind": "stop_strategy"})
+    with pytest.raises(InvalidCommand, match="must be one of"):
+        parse_command("stop")
+    assert parse_command({"kind": "start_strategy", "strategy_id": "S"}) == StartStrategy("S")
+
+
+class SlowSink(Recorder):
+    """An async sink that lets the loop run several times per message (a host slower than the node)."""
+
+    async def __call__(self, msg: dict) -> None:  # type: ignore[override]
+        for _ in range(20):
+            await anyio.sleep(0)
+        super().__call__(msg)
+
+
+@pytest.mark.anyio
+async def test_a_slow_sink_slows_the_node_down_instead_of_losing_messages(anyio_backend):
+    from node.live.config import QueueConfig
+
+    sink = SlowSink()
+    node = replay_node(
+        random_walk_quotes(INSTRUMENT, 1500, seed=7),
+        [mean_reversion()],
+        stream_sink=sink,
+        risk=RiskConfig(max_submit_rate=1_000_000),
+        queues=QueueConfig(stream_capacity=64),
+        stream_patterns=(
+            "events.*",
+            "data.quotes.*",
+        ),  # every quote too: far more than the sink keeps up with
+    )
+    node.build()
+    with anyio.fail_after(60):
+        await node.run_async()
+    stats = node.stream.stats()
+    assert 32 <= stats["high_water"] <= 64  # the buffer filled to the backpressure mark, never past capacity
+    assert stats["delivered"] == stats["published"] == len(sink.messages) > 1500
+    assert [m["seq"] for m in sink.messages] == list(range(1, len(sink.messages) + 1))
+    node.dispose()
