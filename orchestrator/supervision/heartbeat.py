@@ -1,0 +1,127 @@
+"""Hang detection: one deadline per node, and one task that sleeps until the earliest one.
+
+A node heartbeats from its kernel's own loop, so a missing heartbeat means that loop is stuck
+(or the process is stopped). Each :meth:`HeartbeatMonitor.beat` moves the node's deadline to
+``now + timeout``; a node whose deadline has passed is *expired* and is reported once, until it
+beats again or is forgotten, so the supervisor kills it once and not on every tick.
+
+The bookkeeping is pure (time passed in). :meth:`HeartbeatMonitor.watch` is the only async part:
+a single task that sleeps exactly until the earliest deadline, never on a fixed tick, and is
+woken early only when a beat sets a deadline *earlier* than the one it sleeps on (a first node,
+a node back from expiry, a shorter per-beat timeout). Ordinary beats push deadlines later and
+cost the watcher nothing: at worst it wakes at a stale deadline, finds nothing, and sleeps on.
+With N nodes beating every 50 ms and a 300 ms timeout, that is one wake-up per node per
+timeout at most, not a busy loop.
+
+Finding the earliest deadline is a scan over the nodes: tens of nodes, not millions, and it
+keeps the state one dict that cannot go stale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable
+
+import trio
+
+NodeId = Hashable
+
+
+class InvalidHeartbeatTimeout(ValueError):
+    """A heartbeat timeout is not a finite number > 0."""
+
+
+class WatcherAlreadyRunning(RuntimeError):
+    """:meth:`HeartbeatMonitor.watch` was started twice on the same monitor."""
+
+
+def _check_timeout(value: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidHeartbeatTimeout(f"heartbeat timeout must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+class HeartbeatMonitor:
+    """Heartbeat deadlines of the nodes being watched. Use from one trio thread only."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = _check_timeout(timeout_s)
+        self._deadlines: dict[NodeId, float] = {}
+        self._last_beat: dict[NodeId, float] = {}
+        self._reported: set[NodeId] = set()
+        self._armed_for = math.inf
+        self._wakeup: trio.Event | None = None
+        self._watching = False
+
+    def beat(self, node_id: NodeId, now: float, timeout_s: float | None = None) -> None:
+        """Record a heartbeat of ``node_id`` at ``now``; its deadline becomes ``now + timeout``.
+
+        ``timeout_s`` overrides the monitor's timeout for this deadline only, e.g. a longer grace
+        while a node starts up and cannot beat yet.
+        """
+        deadline = now + (self.timeout_s if timeout_s is None else _check_timeout(timeout_s))
+        self._deadlines[node_id] = deadline
+        self._last_beat[node_id] = now
+        self._reported.discard(node_id)
+        if deadline < self._armed_for and self._wakeup is not None:
+            self._wakeup.set()
+
+    def forget(self, node_id: NodeId) -> None:
+        """Stop watching ``node_id`` (it ended, or it is being killed). Unknown ids are ignored."""
+        self._deadlines.pop(node_id, None)
+        self._last_beat.pop(node_id, None)
+        self._reported.discard(node_id)
+
+    def last_beat(self, node_id: NodeId) -> float | None:
+        """When ``node_id`` last beat (for "last heartbeat age" in status), None if not watched."""
+        return self._last_beat.get(node_id)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._deadlines
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline among nodes not yet reported expired, None if there is none."""
+        pending = [d for n, d in self._deadlines.items() if n not in self._reported]
+        return min(pending) if pending else None
+
+    def expired(self, now: float) -> list[NodeId]:
+        """Nodes whose deadline is <= ``now`` and that were not reported yet; marks them reported."""
+        due = [n for n, d in self._deadlines.items() if d <= now and n not in self._reported]
+        due.sort(key=self._deadlines.__getitem__)
+        self._reported.update(due)
+        return due
+
+    async def watch(
+        self,
+        on_expired: Callable[[NodeId], object],
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        """Forever: sleep until the earliest deadline, call ``on_expired(node_id)`` for each expired node.
+
+        ``on_expired`` is synchronous so that one slow handler cannot delay the detection of the
+        next hang; hand work to another task (e.g. ``send_nowait`` on a channel) if it must wait.
+        An exception from it ends the watch. ``clock`` is the time source the beats use; the
+        sleep is computed from it, so any clock in seconds works (``trio.current_time`` by
+        default, which also makes ``trio.testing.MockClock`` drive it in tests).
+        """
+        if self._watching:
+            raise WatcherAlreadyRunning("one watch() per HeartbeatMonitor")
+        self._watching = True
+        try:
+            while True:
+                for node_id in self.expired(clock()):
+                    on_expired(node_id)
+                deadline = self.next_deadline()
+                self._armed_for = math.inf if deadline is None else deadline
+                self._wakeup = trio.Event()
+                with trio.move_on_after(max(0.0, self._armed_for - clock())):
+                    await self._wakeup.wait()
+        finally:
+            self._watching = False
+            self._wakeup = None
+            self._armed_for = math.inf

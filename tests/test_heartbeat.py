@@ -1,0 +1,210 @@
+"""Heartbeat monitor: deadlines, once-only expiry, and the watcher task (on trio's MockClock)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import trio
+import trio.testing
+
+from orchestrator.supervision.heartbeat import (
+    HeartbeatMonitor,
+    InvalidHeartbeatTimeout,
+    WatcherAlreadyRunning,
+)
+
+# --- pure bookkeeping (time passed in) --------------------------------------------------------
+
+
+def test_expires_after_the_timeout():
+    mon = HeartbeatMonitor(0.3)
+    mon.beat("a", now=10.0)
+    assert mon.next_deadline() == pytest.approx(10.3)
+    assert mon.expired(10.29) == []
+    assert mon.expired(10.3) == ["a"]
+
+
+def test_a_beat_postpones_the_deadline():
+    mon = HeartbeatMonitor(0.3)
+    mon.beat("a", now=0.0)
+    mon.beat("a", now=0.2)
+    assert mon.expired(0.45) == []
+    assert mon.expired(0.5) == ["a"]
+    assert mon.last_beat("a") == 0.2
+
+
+def test_each_expiry_is_reported_once_until_the_node_beats_again():
+    mon = HeartbeatMonitor(0.3)
+    mon.beat("a", now=0.0)
+    assert mon.expired(0.3) == ["a"]
+    assert mon.expired(0.4) == []
+    assert mon.expired(100.0) == []
+    assert mon.next_deadline() is None  # a reported node no longer wakes the watcher
+    mon.beat("a", now=100.0)
+    assert mon.expired(100.3) == ["a"]
+
+
+def test_forget_stops_watching_and_clears_the_report():
+    mon = HeartbeatMonitor(0.3)
+    mon.beat("a", now=0.0)
+    mon.beat("b", now=0.1)
+    assert mon.expired(0.3) == ["a"]
+    mon.forget("a")
+    mon.forget("never-seen")
+    assert "a" not in mon and "b" in mon
+    assert mon.last_beat("a") is None
+    assert mon.expired(1.0) == ["b"]
+    mon.forget("b")
+    assert mon.next_deadline() is None
+
+
+def test_several_expired_nodes_come_earliest_first():
+    mon = HeartbeatMonitor(1.0)
+    mon.beat("late", now=0.5)
+    mon.beat("early", now=0.0)
+    mon.beat("alive", now=2.0)
+    assert mon.expired(2.0) == ["early", "late"]
+    assert mon.next_deadline() == pytest.approx(3.0)
+
+
+def test_per_beat_timeout_override():
+    mon = HeartbeatMonitor(0.3)
+    mon.beat("starting", now=0.0, timeout_s=5.0)
+    mon.beat("running", now=0.0)
+    assert mon.next_deadline() == pytest.approx(0.3)
+    assert mon.expired(1.0) == ["running"]
+    assert mon.expired(5.0) == ["starting"]
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, math.nan, math.inf, True, "0.3"])
+def test_invalid_timeouts_are_refused(bad):
+    with pytest.raises(InvalidHeartbeatTimeout):
+        HeartbeatMonitor(bad)
+    with pytest.raises(InvalidHeartbeatTimeout):
+        HeartbeatMonitor(0.3).beat("a", 0.0, timeout_s=bad)
+
+
+# --- the watcher task -------------------------------------------------------------------------
+
+
+class Recorder:
+    """on_expired callback that notes (node, time) and lets a test wait for the n-th expiry."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[object, float]] = []
+        self._changed = trio.Event()
+
+    def __call__(self, node_id: object) -> None:
+        self.seen.append((node_id, trio.current_time()))
+        self._changed.set()
+
+    async def wait_for(self, count: int) -> None:
+        while len(self.seen) < count:
+            self._changed = trio.Event()
+            await self._changed.wait()
+
+
+@pytest.mark.trio
+async def test_watch_reports_at_the_deadline(autojump_clock):
+    mon = HeartbeatMonitor(0.3)
+    rec = Recorder()
+    t0 = trio.current_time()
+    mon.beat("a", t0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mon.watch, rec)
+        with trio.fail_after(5):
+            await rec.wait_for(1)
+        nursery.cancel_scope.cancel()
+    assert rec.seen == [("a", pytest.approx(t0 + 0.3))]
+
+
+@pytest.mark.trio
+async def test_watch_wakes_for_a_first_node(autojump_clock):
+    mon = HeartbeatMonitor(0.3)
+    rec = Recorder()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mon.watch, rec)
+        await trio.testing.wait_all_tasks_blocked()  # the watcher sleeps with no deadline at all
+        t0 = trio.current_time()
+        mon.beat("a", t0)
+        with trio.fail_after(5):
+            await rec.wait_for(1)
+        nursery.cancel_scope.cancel()
+    assert rec.seen == [("a", pytest.approx(t0 + 0.3))]
+
+
+@pytest.mark.trio
+async def test_watch_wakes_for_a_newly_added_earlier_deadline(autojump_clock):
+    mon = HeartbeatMonitor(0.3)
+    rec = Recorder()
+    t0 = trio.current_time()
+    mon.beat("slow", t0, timeout_s=10.0)  # e.g. a node still starting up, with a long grace
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mon.watch, rec)
+        await trio.testing.wait_all_tasks_blocked()  # the watcher now sleeps until t0 + 10
+        t1 = trio.current_time()
+        mon.beat("fast", t1)
+        with trio.fail_after(20):
+            await rec.wait_for(2)
+        nursery.cancel_scope.cancel()
+    assert rec.seen == [("fast", pytest.approx(t1 + 0.3)), ("slow", pytest.approx(t0 + 10.0))]
+
+
+@pytest.mark.trio
+async def test_watch_does_not_spin_while_nodes_beat(autojump_clock):
+    """Nodes beating every 50 ms with a 300 ms timeout: the watcher wakes about once per timeout.
+
+    The watcher reads its clock twice per wake-up, so counting clock reads counts wake-ups.
+    """
+    mon = HeartbeatMonitor(0.3)
+    rec = Recorder()
+    reads = 0
+
+    def counting_clock() -> float:
+        nonlocal reads
+        reads += 1
+        return trio.current_time()
+
+    async def beater(node_id: str, beats: int) -> None:
+        for _ in range(beats):
+            mon.beat(node_id, trio.current_time())
+            await trio.sleep(0.05)  # the node's heartbeat interval (virtual time)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mon.watch, rec, counting_clock)
+        async with trio.open_nursery() as beaters:
+            for node_id in ("a", "b", "c"):
+                beaters.start_soon(beater, node_id, 100)  # 5 s of beating
+        with trio.fail_after(5):
+            await rec.wait_for(3)  # then they fall silent and expire
+        nursery.cancel_scope.cancel()
+    assert sorted(node for node, _ in rec.seen) == ["a", "b", "c"]
+    # 5 s / 0.3 s timeout ~ 17 wake-ups per node at most; a busy loop would be thousands.
+    assert reads <= 2 * 3 * 20
+
+
+@pytest.mark.trio
+async def test_only_one_watcher_per_monitor(autojump_clock):
+    mon = HeartbeatMonitor(0.3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mon.watch, print)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(WatcherAlreadyRunning):
+            await mon.watch(print)
+        nursery.cancel_scope.cancel()
+    # Once the first watcher is gone, a new one may start.
+    with trio.move_on_after(1):
+        await mon.watch(print)
+
+
+@pytest.mark.trio
+async def test_an_error_in_on_expired_ends_the_watch(autojump_clock):
+    mon = HeartbeatMonitor(0.3)
+    mon.beat("a", trio.current_time())
+
+    def explode(node_id: object) -> None:
+        raise LookupError(node_id)
+
+    with pytest.raises(LookupError):
+        await mon.watch(explode)
