@@ -1,0 +1,54 @@
+"""Socket options, set in one place for every socket the orchestrator opens.
+
+Why these options:
+
+- ``LINGER`` small (default 200 ms): closing a socket with unsent messages to a dead peer must not
+  hang shutdown; a stream that must arrive ends with an explicit end-of-stream message and its ack
+  (ipc can lose the tail of a closing sender whatever LINGER says, DESIGN §5).
+- ``SNDHWM``/``RCVHWM``: bounded queues per peer, so a stuck peer costs bounded memory.
+- ``MAXMSGSIZE = MAX_FRAME_BYTES``: libzmq refuses a larger frame from the wire itself. Measured
+  behaviour (libzmq 4.3.5): the receiving side **drops that peer's connection**; the oversized frame
+  and whatever was queued behind it on that connection are lost, the sender gets no error, its
+  socket reconnects by itself after ``RECONNECT_IVL`` and later messages flow again. Other peers of
+  the same ROUTER are unaffected. Our own ``protocol.encode`` refuses oversized messages so that only
+  a rogue peer ever hits this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import zmq
+
+from ..protocol.limits import MAX_FRAME_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOptions:
+    """The per-socket knobs; the defaults are what every orchestrator socket uses."""
+
+    linger_ms: int = 200
+    sndhwm: int = 1000
+    rcvhwm: int = 1000
+    max_frame_bytes: int = MAX_FRAME_BYTES
+
+
+DEFAULT_OPTIONS = SocketOptions()
+
+
+def apply_options(sock: zmq.Socket, options: SocketOptions = DEFAULT_OPTIONS) -> None:
+    """Set the common options; must run before ``bind``/``connect`` (HWMs apply to new pipes only)."""
+    sock.setsockopt(zmq.LINGER, options.linger_ms)
+    sock.setsockopt(zmq.SNDHWM, options.sndhwm)
+    sock.setsockopt(zmq.RCVHWM, options.rcvhwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, options.max_frame_bytes)
+
+
+def new_context() -> zmq.Context:
+    """A fresh zmq Context for this process.
+
+    There is deliberately no shared or global context: a Context must never cross a fork (DESIGN
+    §5), so each process (parent, every child, the CLI) creates its own with this and passes it to
+    the socket factories, and terminates it on exit.
+    """
+    return zmq.Context(io_threads=1)
