@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from orchestrator import __version__, exit_codes
-from orchestrator.commands import backtest
+from orchestrator.commands import backtest, up
 
 DESCRIPTION = """\
 Run trading nodes: backtests now; fleets of isolated live/sandbox nodes and parameter
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     backtest.add_parser(sub)
+    up.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,95 @@
+"""The child's command line: ``--slot SLOT --endpoint ENDPOINT`` and its timing knobs.
+
+The parent builds this command line; a person only types it when debugging (with
+``ORCHESTRATOR_PARENT_PID`` set to the pid of the process that binds the ROUTER). A bad command
+line exits 2 (argparse's usage exit, which is also ``ChildExit.CONFIG``: the child cannot run as
+asked and restarting it will not help).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from orchestrator.child.heartbeat import InvalidInterval, check_interval
+from orchestrator.child.outbox import DEFAULT_MAX_UNACKED
+
+DEFAULT_HEARTBEAT_INTERVAL_S = 0.05
+DEFAULT_PARENT_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChildOptions:
+    slot: str
+    endpoint: str
+    heartbeat_interval_s: float = DEFAULT_HEARTBEAT_INTERVAL_S
+    parent_timeout_s: float = DEFAULT_PARENT_TIMEOUT_S
+    max_unacked: int = DEFAULT_MAX_UNACKED
+
+
+def _seconds(text: str) -> float:
+    try:
+        return check_interval("value", float(text))
+    except (ValueError, InvalidInterval):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator.child",
+        description="One trading node's process: connects to the orchestrator, waits as a warm spare "
+        "for an assign, then runs the node.",
+    )
+    parser.add_argument("--slot", required=True, help="slot id; the DEALER's zmq identity")
+    parser.add_argument("--endpoint", required=True, help="the parent's node ROUTER (ipc://... or tcp://...)")
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=_seconds,
+        default=DEFAULT_HEARTBEAT_INTERVAL_S,
+        metavar="S",
+        help=f"send hb at most every S seconds, from the node's loop (default {DEFAULT_HEARTBEAT_INTERVAL_S})",
+    )
+    parser.add_argument(
+        "--parent-timeout",
+        type=_seconds,
+        default=DEFAULT_PARENT_TIMEOUT_S,
+        metavar="S",
+        help=f"exit PARENT_LOST (4) after S seconds without a parent hb (default {DEFAULT_PARENT_TIMEOUT_S})",
+    )
+    parser.add_argument(
+        "--max-unacked",
+        type=_positive_int,
+        default=DEFAULT_MAX_UNACKED,
+        metavar="N",
+        help=f"events kept until acked; when full the node is slowed, never dropped (default {DEFAULT_MAX_UNACKED})",
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ChildOptions:
+    """Parse ``argv`` (default ``sys.argv[1:]``); exits 2 with a usage message on error."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if not ns.slot:
+        parser.error("--slot must not be empty")
+    return ChildOptions(
+        slot=ns.slot,
+        endpoint=ns.endpoint,
+        heartbeat_interval_s=ns.heartbeat_interval,
+        parent_timeout_s=ns.parent_timeout,
+        max_unacked=ns.max_unacked,
+    )
+
+
+__all__ = ["ChildOptions", "build_parser", "parse_args"]

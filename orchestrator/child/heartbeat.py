@@ -1,0 +1,138 @@
+"""Heartbeats both ways: watching the parent's, pacing our own.
+
+**The parent's heartbeat (``ParentWatchdog``).** ``PR_SET_PDEATHSIG`` covers a parent that dies;
+it does not cover a parent that is alive but stuck (SIGSTOPped, deadlocked, its relay wedged).
+Such a parent will never restart or stop us, so a child that has not seen a parent ``hb`` for
+``--parent-timeout`` seconds stops itself (exit ``PARENT_LOST``). Only ``hb`` counts: other
+traffic proves the socket works, not that the parent's supervision loop does. The deadline
+starts when the watch starts (right after ``hello``), so a parent that never sends a heartbeat
+is detected too. Beats only move the deadline later, so the watcher sleeps until the deadline
+and re-checks; it never needs waking early.
+
+**Our heartbeat (``HeartbeatPacer``).** The child's ``hb`` must come from the kernel's own loop:
+a strategy that blocks the loop must stop the heartbeat, which is how the parent sees a hang.
+The node's liveness tick is exactly that (a task on the kernel loop), so the pacer is a liveness
+listener. The listener only marks a heartbeat as due; the session's heartbeat task, on the same
+loop, sends it, so a blocked loop stops both.
+
+Pacing: at most one ``hb`` per ``interval``. Liveness ticks are on a fixed grid with some jitter
+(a tick may come a little early relative to the previous late one), so a strict
+``gap >= interval`` test would skip every tick that is early by a microsecond and double the
+gap. The pacer therefore accepts a tick once ``interval - tick_interval/2`` has passed since the
+last heartbeat: with the tick interval equal to the heartbeat interval every tick is sent
+(the grid itself keeps them ``interval`` apart), and with a faster tick a heartbeat goes out on
+the first tick at or after ``interval`` (give or take half a tick). One exception: a change of
+the node's lifecycle state (STARTING -> RUNNING -> STOPPING -> STOPPED) is announced by a
+heartbeat at once (:meth:`HeartbeatPacer.due_now`), because the parent measures a restart until
+it sees RUNNING and a tick may be up to one interval away.
+"""
+
+from __future__ import annotations
+
+import math
+
+import trio
+
+
+class InvalidInterval(ValueError):
+    """A heartbeat interval or timeout that is not a finite number > 0."""
+
+
+def check_interval(name: str, value: float) -> float:
+    """``value`` as a float if it is a finite number > 0, else :class:`InvalidInterval` naming ``name``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidInterval(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+class ParentWatchdog:
+    """Deadline on the parent's heartbeats (see module docstring)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = check_interval("parent timeout", timeout_s)
+        self.beats = 0
+        self._started_at: float | None = None
+        self._last_beat: float | None = None
+        self._deadline = math.inf
+
+    def beat(self) -> None:
+        """A parent ``hb`` arrived."""
+        now = trio.current_time()
+        self.beats += 1
+        self._last_beat = now
+        self._deadline = now + self.timeout_s
+
+    async def watch(self) -> str:
+        """Return, with a readable reason, once no parent ``hb`` came for ``timeout_s``."""
+        now = trio.current_time()
+        self._started_at = now
+        if self._last_beat is None:
+            self._deadline = now + self.timeout_s
+        while True:
+            await trio.sleep_until(self._deadline)
+            now = trio.current_time()
+            if now >= self._deadline:
+                return self._reason(now)
+
+    def _reason(self, now: float) -> str:
+        if self._last_beat is None:
+            return (
+                f"parent heartbeat lost: none received within {self.timeout_s:g} s of start-up "
+                f"(--parent-timeout {self.timeout_s:g})"
+            )
+        return (
+            f"parent heartbeat lost: the last one came {now - self._last_beat:.3f} s ago "
+            f"(--parent-timeout {self.timeout_s:g}, {self.beats} received)"
+        )
+
+
+class HeartbeatPacer:
+    """Turns liveness ticks into due heartbeats, at most one per interval (see module docstring)."""
+
+    def __init__(self, interval_s: float, tick_interval_s: float) -> None:
+        interval_s = check_interval("heartbeat interval", interval_s)
+        tick_interval_s = check_interval("liveness tick interval", tick_interval_s)
+        self._min_gap_ns = max(0, int((interval_s - tick_interval_s / 2) * 1e9))
+        self._last_ns: int | None = None
+        self._due_ts: int | None = None
+        self._due = trio.Event()
+        self.ticks = 0
+
+    def on_tick(self, count: int, ts_ns: int) -> None:
+        """The node's liveness listener: runs on the kernel loop at every tick."""
+        self.ticks += 1
+        last = self._last_ns
+        if last is None or ts_ns - last >= self._min_gap_ns:
+            self._last_ns = ts_ns
+            self._due_ts = ts_ns
+            self._due.set()
+
+    def due_now(self, ts_ns: int) -> None:
+        """Make a heartbeat due at once, outside the pacing (a lifecycle state change).
+
+        The parent learns of RUNNING from a heartbeat; waiting for the next tick would add up to
+        one interval to every restart. Call on the kernel loop, like :meth:`on_tick`.
+        """
+        self._last_ns = ts_ns
+        self._due_ts = ts_ns
+        self._due.set()
+
+    async def next_due(self) -> int:
+        """Wait for the next due heartbeat; return the tick's timestamp (ns).
+
+        If the sender fell behind, heartbeats that came due meanwhile collapse into the latest:
+        a heartbeat is a statement about now, not a message to queue.
+        """
+        await self._due.wait()
+        self._due = trio.Event()
+        ts = self._due_ts
+        assert ts is not None  # set together with the event
+        return ts
+
+
+__all__ = ["HeartbeatPacer", "InvalidInterval", "ParentWatchdog", "check_interval"]

@@ -1,0 +1,1 @@
+"""The fleet: the orchestrator's view of its nodes (state, supervision, relay)."""

@@ -1,0 +1,81 @@
+"""What the orchestrator runs: its own settings and one NodeSpec per managed node.
+
+This is the Python-level config behind ``Orchestrator(config)``; the TOML front end (with
+key-path errors and documented defaults) is built on it. Defaults here are the supported ones:
+heartbeat every 50 ms, hang declared after 300 ms without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.supervision.policy import RestartPolicy, RestartType
+
+
+class FleetConfigError(ValueError):
+    """An orchestrator setting that cannot work (message names the field)."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One managed node: its id, its node config document and how it is supervised."""
+
+    node_id: str
+    doc: dict  # the node's TOML document (what node.live.config.load_node_config reads)
+    base_dir: str = "."
+    policy: RestartPolicy = field(default_factory=lambda: RestartPolicy(restart_type=RestartType.PERMANENT))
+    autostart: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.node_id or any(c.isspace() for c in self.node_id) or len(self.node_id.encode()) > 200:
+            raise FleetConfigError(f"node id must be 1..200 bytes without whitespace, got {self.node_id!r}")
+
+
+@dataclass(frozen=True)
+class OrchestratorConfig:
+    runtime_dir: Path
+    nodes: tuple[NodeSpec, ...] = ()
+    heartbeat_interval_s: float = 0.05
+    heartbeat_timeout_s: float = 0.3
+    startup_timeout_s: float = 15.0  # assign -> node reports RUNNING
+    spares: int = 1
+    stop_timeout_s: float = 5.0  # after a protocol stop, before SIGTERM
+    term_timeout_s: float = 2.0  # after SIGTERM, before SIGKILL
+    command_timeout_s: float = 5.0
+    parent_timeout_s: float = 1.0  # a child stops itself when our heartbeat is missing this long
+    python: str | None = None  # interpreter for children (default: this one)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "runtime_dir", Path(self.runtime_dir))
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        for name in (
+            "heartbeat_interval_s",
+            "heartbeat_timeout_s",
+            "startup_timeout_s",
+            "stop_timeout_s",
+            "term_timeout_s",
+            "command_timeout_s",
+            "parent_timeout_s",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value <= 0:
+                raise FleetConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
+            raise FleetConfigError(
+                f"heartbeat_timeout_s ({self.heartbeat_timeout_s}) must exceed heartbeat_interval_s "
+                f"({self.heartbeat_interval_s}), or every node looks hung"
+            )
+        if not isinstance(self.spares, int) or self.spares < 0:
+            raise FleetConfigError(f"spares must be a non-negative integer, got {self.spares!r}")
+        ids = [n.node_id for n in self.nodes]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise FleetConfigError(f"duplicate node ids: {', '.join(duplicates)}")
+
+    def node(self, node_id: str) -> NodeSpec:
+        for spec in self.nodes:
+            if spec.node_id == node_id:
+                return spec
+        known = ", ".join(n.node_id for n in self.nodes) or "none"
+        raise KeyError(f"unknown node {node_id!r} (known: {known})")

@@ -1,0 +1,111 @@
+"""Fleet config files: ``[orchestrator]`` settings and one ``[[nodes]]`` table per node.
+
+A node is given either by reference (``config = "sandbox.toml"``, relative to the fleet file)
+or inline (the node's own tables under the ``[[nodes]]`` entry: ``[nodes.node]``,
+``[[nodes.venues]]``, ...). Each node's config is validated here with the node's own parser,
+so a bad strategy path or instrument fails ``up`` before anything starts. Errors name the
+file's key path, e.g. ``nodes[1].restart.max_restarts: must be an int >= 0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from node.backtest.config import ConfigError, _Reader, _tables
+from orchestrator.configfile import ConfigFileError, read_toml
+from orchestrator.fleet.config import FleetConfigError, NodeSpec, OrchestratorConfig
+from orchestrator.supervision.policy import InvalidRestartPolicy, RestartPolicy
+from orchestrator.transport.runtime_dir import default_runtime_dir
+
+_NODE_KEYS = ("id", "config", "autostart", "restart")
+_RESTART_KEYS = {
+    "type": "restart_type",
+    "max_restarts": "max_restarts",
+    "window_s": "window_s",
+    "backoff_initial_s": "backoff_initial_s",
+    "backoff_max_s": "backoff_max_s",
+    "backoff_multiplier": "backoff_multiplier",
+    "stable_after_s": "stable_after_s",
+    "fault_action": "fault_action",
+}
+
+
+def load_fleet(path: str | Path) -> OrchestratorConfig:
+    """Read and validate a fleet file; raises ConfigFileError or ConfigError (key path + reason)."""
+    path = Path(path)
+    doc = read_toml(path)
+    return fleet_from_dict(doc, path.parent)
+
+
+def fleet_from_dict(doc: dict, base_dir: Path) -> OrchestratorConfig:
+    from node.live.config import load_node_config
+
+    root = _Reader(doc, "")
+    o = _Reader(root.get("orchestrator", dict, {}), "orchestrator")
+    settings = {
+        "runtime_dir": Path(o.get("runtime_dir", str, str(default_runtime_dir()))),
+        "heartbeat_interval_s": o.positive("heartbeat_interval_s", (int, float), 0.05),
+        "heartbeat_timeout_s": o.positive("heartbeat_timeout_s", (int, float), 0.3),
+        "startup_timeout_s": o.positive("startup_timeout_s", (int, float), 15.0),
+        "spares": o.get("spares", int, 1),
+        "stop_timeout_s": o.positive("stop_timeout_s", (int, float), 5.0),
+        "term_timeout_s": o.positive("term_timeout_s", (int, float), 2.0),
+        "command_timeout_s": o.positive("command_timeout_s", (int, float), 5.0),
+        "parent_timeout_s": o.positive("parent_timeout_s", (int, float), 1.0),
+    }
+    o.done()
+    if not settings["runtime_dir"].is_absolute():
+        settings["runtime_dir"] = (base_dir / settings["runtime_dir"]).resolve()
+    specs = []
+    for i, table in enumerate(_tables(root.get("nodes", list, []), "nodes")):
+        specs.append(_node_spec(table, f"nodes[{i}]", base_dir, load_node_config))
+    root.done()
+    try:
+        return OrchestratorConfig(nodes=tuple(specs), **settings)
+    except FleetConfigError as exc:
+        raise ConfigError("orchestrator", str(exc)) from None
+
+
+def _node_spec(table, key: str, base_dir: Path, load_node_config) -> NodeSpec:
+    if not isinstance(table, dict):
+        raise ConfigError(key, "must be a table")
+    r = _Reader({k: v for k, v in table.items() if k in _NODE_KEYS}, key)
+    node_id = r.get("id", str)
+    ref = r.get("config", str, None)
+    autostart = r.get("autostart", bool, True)
+    restart = r.get("restart", dict, {})
+    r.done()
+    inline = {k: v for k, v in table.items() if k not in _NODE_KEYS}
+    if ref is not None and inline:
+        raise ConfigError(
+            f"{key}.{sorted(inline)[0]}", "give the node either by 'config = <file>' or inline, not both"
+        )
+    if ref is not None:
+        node_path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
+        try:
+            doc = read_toml(node_path)
+        except ConfigFileError as exc:
+            raise ConfigError(f"{key}.config", str(exc)) from None
+        node_dir = node_path.parent
+    else:
+        doc, node_dir = inline, base_dir
+    try:
+        load_node_config(doc, node_dir)
+    except ConfigError as exc:
+        where = f"{key}.config -> {exc.key}" if ref is not None else f"{key}.{exc.key}"
+        raise ConfigError(where, exc.reason) from None
+    rr = _Reader(restart, f"{key}.restart")
+    kwargs = {}
+    for name, field in _RESTART_KEYS.items():
+        if name in restart:
+            kwargs[field] = rr.get(name, (str, int, float))
+    rr.used.update(_RESTART_KEYS)
+    rr.done()
+    try:
+        policy = RestartPolicy(**kwargs)
+    except InvalidRestartPolicy as exc:
+        raise ConfigError(f"{key}.restart", str(exc)) from None
+    try:
+        return NodeSpec(node_id, doc, str(node_dir.resolve()), policy, autostart)
+    except FleetConfigError as exc:
+        raise ConfigError(f"{key}.id", str(exc)) from None

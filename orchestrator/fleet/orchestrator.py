@@ -1,0 +1,504 @@
+"""The Orchestrator: one node per child process, relayed over ZeroMQ, supervised.
+
+One trio task owns reading the node ROUTER (``_recv_loop``); any task may send on it (the
+TrioSocket re-check protocol keeps the reader awake). Child event frames are fanned out on
+the PUB socket *as received* (no re-encoding: the relay cost is a decode for validation, a
+publish and an ack), each PUB stream numbered so subscribers can see gaps; a slow
+subscriber never stalls a node (PUB drops at its high-water mark).
+
+Supervision is driven by events, never by polling: a crash is the child's pidfd becoming
+readable (``_watch_exit``), a hang is the HeartbeatMonitor's deadline passing (``_on_hang``
+sends SIGKILL; the exit then flows through the same path). What happens next is the node's
+RestartTracker's decision: restart on a warm spare (immediately, then with backoff), stop,
+or fail with a reason. Every state change of a node is also published as an event of the
+orchestrator itself (topic ``orchestrator``).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import time
+
+import msgpack
+import trio
+import zmq
+
+from orchestrator.fleet.config import OrchestratorConfig
+from orchestrator.fleet.slots import Slot, start_slot
+from orchestrator.fleet.state import NodeState, NodeStatus, Transition
+from orchestrator.process.spawn import ChildProcess
+from orchestrator.protocol import codec, messages
+from orchestrator.protocol.errors import ProtocolError
+from orchestrator.supervision.exit_reason import ExitReason, Intent, classify_exit
+from orchestrator.supervision.heartbeat import HeartbeatMonitor
+from orchestrator.supervision.policy import Action, RestartTracker
+from orchestrator.transport.errors import PeerUnreachableError
+from orchestrator.transport.options import new_context
+from orchestrator.transport.runtime_dir import ensure_runtime_dir, ipc_endpoint, remove_ipc_file
+from orchestrator.transport.sequencing import SequencedPublisher
+from orchestrator.transport.sockets import event_pub, node_router
+from orchestrator.transport.trio_socket import TrioSocket
+
+log = logging.getLogger("orchestrator")
+
+ORCHESTRATOR_TOPIC = b"orchestrator"
+
+
+class OrchestratorError(Exception):
+    """A request the orchestrator cannot carry out (unknown node, node not running...)."""
+
+
+class CommandTimeout(OrchestratorError):
+    """A node did not answer a command in time."""
+
+
+class CommandFailed(OrchestratorError):
+    """A node answered a command with an error."""
+
+
+def event_topic(node_id: str) -> bytes:
+    return b"evt." + node_id.encode()
+
+
+class Orchestrator:
+    def __init__(self, config: OrchestratorConfig) -> None:
+        self.config = config
+        self.runtime_dir = ensure_runtime_dir(config.runtime_dir)
+        self.log_dir = self.runtime_dir / "logs"
+        self.log_dir.mkdir(mode=0o700, exist_ok=True)
+        self.node_endpoint = ipc_endpoint(self.runtime_dir, "nodes")
+        self.event_endpoint = ipc_endpoint(self.runtime_dir, "events")
+        self.nodes: dict[str, NodeStatus] = {spec.node_id: NodeStatus(spec.node_id) for spec in config.nodes}
+        self._trackers = {spec.node_id: RestartTracker(spec.policy) for spec in config.nodes}
+        self._slots: dict[bytes, Slot] = {}
+        self._node_slot: dict[str, Slot] = {}
+        self._spares: collections.deque[Slot] = collections.deque()
+        self._starting_spares = 0
+        self._slot_ids = itertools.count(1)
+        self._command_ids = itertools.count(1)
+        self._replies: dict[str, tuple[trio.Event, list]] = {}
+        self._state_changed = trio.Event()
+        self._heartbeats = HeartbeatMonitor(config.heartbeat_timeout_s)
+        self._shutdown = trio.Event()
+        self._closing = False
+        self.invalid_messages = 0
+        self.relayed_events = 0
+        self.clean_shutdown: bool | None = None
+        self._router: TrioSocket | None = None
+        self._publisher: SequencedPublisher | None = None
+        self._nursery: trio.Nursery | None = None
+
+    # -- running ---------------------------------------------------------------------------------
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> bool:
+        """Serve until ``shutdown()``; returns True if every node stopped cleanly."""
+        ctx = new_context()
+        router_sock = node_router(ctx, self.node_endpoint)
+        pub_sock = event_pub(ctx, self.event_endpoint)
+        self._router = TrioSocket(router_sock)
+        self._publisher = SequencedPublisher(pub_sock)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._recv_loop)
+                nursery.start_soon(self._parent_heartbeats)
+                nursery.start_soon(self._heartbeats.watch, self._on_hang)
+                for _ in range(self.config.spares):
+                    nursery.start_soon(self._add_spare)
+                for spec in self.config.nodes:
+                    if spec.autostart:
+                        nursery.start_soon(self._start_quietly, spec.node_id)
+                task_status.started(self)
+                await self._shutdown.wait()
+                self.clean_shutdown = await self._stop_everything()
+                nursery.cancel_scope.cancel()
+        finally:
+            await self._router.aclose()
+            pub_sock.close(linger=0)
+            ctx.term()
+            remove_ipc_file(self.node_endpoint)
+            remove_ipc_file(self.event_endpoint)
+        return bool(self.clean_shutdown)
+
+    def shutdown(self) -> None:
+        """Ask for a graceful shutdown: stop every node, spares included, then return from run()."""
+        self._shutdown.set()
+
+    # -- public API ------------------------------------------------------------------------------
+    def status(self) -> list[dict]:
+        now = trio.current_time()
+        return [self.nodes[n].to_dict(now) for n in self.nodes]
+
+    def node_status(self, node_id: str) -> NodeStatus:
+        try:
+            return self.nodes[node_id]
+        except KeyError:
+            known = ", ".join(self.nodes) or "none"
+            raise OrchestratorError(f"unknown node {node_id!r} (known: {known})") from None
+
+    async def wait_for(self, node_id: str, *states: NodeState, timeout: float | None = None) -> NodeStatus:
+        """Wait until ``node_id`` is in one of ``states`` (event-driven, no polling)."""
+        status = self.node_status(node_id)
+        await self.wait_until(lambda: status.state in states, timeout)
+        return status
+
+    async def wait_until(self, predicate, timeout: float | None = None) -> None:
+        """Wait until ``predicate()`` holds, re-checked at every node state or spare-pool change."""
+        with trio.fail_after(timeout) if timeout is not None else _nullcontext():
+            while not predicate():
+                await self._state_changed.wait()
+
+    async def start_node(self, node_id: str) -> None:
+        status = self.node_status(node_id)
+        if status.state in (NodeState.STARTING, NodeState.RUNNING, NodeState.STOPPING):
+            raise OrchestratorError(f"node {node_id} is {status.state.value}; stop it first")
+        self._move(status, Transition.START)
+        await self._assign(status)
+
+    async def stop_node(self, node_id: str) -> NodeStatus:
+        """Stop a node: protocol stop -> stop_timeout -> SIGTERM -> term_timeout -> SIGKILL."""
+        status = self.node_status(node_id)
+        if status.state in (NodeState.STOPPED, NodeState.PENDING, NodeState.FAILED):
+            return status
+        slot = self._node_slot.get(node_id)
+        self._move(status, Transition.STOP)
+        if slot is not None:
+            await self._end_slot(slot)
+            await self.wait_for(node_id, NodeState.STOPPED, NodeState.FAILED)
+        return status
+
+    async def restart_node(self, node_id: str) -> None:
+        await self.stop_node(node_id)
+        await self.start_node(node_id)
+
+    async def command(self, node_id: str, name: str, args: dict | None = None, timeout: float | None = None):
+        """Send a command to a running node and return its result (raises on error/timeout)."""
+        slot = self._node_slot.get(node_id)
+        if slot is None or self.node_status(node_id).state not in (NodeState.RUNNING, NodeState.STARTING):
+            raise OrchestratorError(f"node {node_id} is not running")
+        cid = f"c{next(self._command_ids)}"
+        done = trio.Event()
+        box: list = []
+        self._replies[cid] = (done, box)
+        try:
+            await self._send(slot, messages.cmd(cid, node_id, name, args or {}))
+            with trio.move_on_after(timeout or self.config.command_timeout_s):
+                await done.wait()
+        finally:
+            self._replies.pop(cid, None)
+        if not box:
+            raise CommandTimeout(
+                f"node {node_id} did not answer {name!r} within {timeout or self.config.command_timeout_s} s"
+            )
+        reply = box[0]
+        if not reply["ok"]:
+            raise CommandFailed(f"node {node_id} refused {name!r}: {reply['error']}")
+        return reply.get("result")
+
+    @property
+    def spares_ready(self) -> int:
+        return len(self._spares)
+
+    # -- slots and spares ------------------------------------------------------------------------
+    async def _new_slot(self) -> Slot:
+        slot = await start_slot(
+            f"s{next(self._slot_ids)}",
+            self.node_endpoint,
+            self.log_dir,
+            python=self.config.python,
+            heartbeat_s=self.config.heartbeat_interval_s,
+            parent_timeout_s=self.config.parent_timeout_s,
+        )
+        self._slots[slot.identity] = slot
+        self._nursery.start_soon(self._watch_exit, slot)
+        return slot
+
+    async def _add_spare(self) -> None:
+        if self._closing:
+            return
+        self._starting_spares += 1
+        try:
+            slot = await self._new_slot()
+            await slot.ready.wait()  # its hello
+        finally:
+            self._starting_spares -= 1
+        if slot.exited.is_set() or self._closing:
+            return
+        self._spares.append(slot)
+        self._notify()
+
+    def _refill_spares(self) -> None:
+        missing = self.config.spares - len(self._spares) - self._starting_spares
+        for _ in range(max(0, missing)):
+            self._nursery.start_soon(self._add_spare)
+
+    async def _take_slot(self) -> tuple[Slot, bool]:
+        """A ready spare if there is one (warm), else a new child started now (cold)."""
+        while self._spares:
+            slot = self._spares.popleft()
+            if not slot.exited.is_set():
+                self._refill_spares()
+                return slot, False
+        slot = await self._new_slot()
+        with trio.fail_after(self.config.startup_timeout_s):
+            await slot.ready.wait()
+        self._refill_spares()
+        return slot, True
+
+    # -- node lifecycle --------------------------------------------------------------------------
+    async def _start_quietly(self, node_id: str) -> None:
+        try:
+            await self.start_node(node_id)
+        except Exception as exc:  # a start that cannot even begin is reported, not fatal
+            log.error("starting node %s failed: %s", node_id, exc)
+
+    async def _assign(self, status: NodeStatus) -> None:
+        spec = self.config.node(status.node)
+        slot, cold = await self._take_slot()
+        status.incarnation += 1
+        status.pid = slot.pid
+        status.cold_start = cold
+        status.started_at = None
+        slot.node_id = status.node
+        slot.incarnation = status.incarnation
+        slot.cold = cold
+        self._node_slot[status.node] = slot
+        self._heartbeats.beat(status.node, trio.current_time(), timeout_s=self.config.startup_timeout_s)
+        self._announce(status, cold=cold)
+        config = {"doc": spec.doc, "base_dir": str(spec.base_dir)}
+        await self._send(slot, messages.assign(status.node, status.incarnation, config, status.last_seq))
+
+    def _move(self, status: NodeStatus, transition: Transition, **extra) -> None:
+        status.apply(transition)
+        self._announce(status, **extra)
+
+    def _notify(self) -> None:
+        """Wake every ``wait_until``: something observable (a node's state, the spare pool) changed."""
+        self._state_changed.set()
+        self._state_changed = trio.Event()
+
+    def _announce(self, status: NodeStatus, **extra) -> None:
+        self._notify()
+        if self._publisher is None:
+            return
+        event = {
+            "node": status.node,
+            "state": status.state.value,
+            "incarnation": status.incarnation,
+            "pid": status.pid,
+            "restarts": status.restarts,
+            "ts": time.time_ns(),
+            **extra,
+        }
+        self._publisher.publish(ORCHESTRATOR_TOPIC, msgpack.packb(event, use_bin_type=True))
+
+    async def _watch_exit(self, slot: Slot) -> None:
+        exit_status = await slot.process.wait()
+        slot.exited.set()
+        self._slots.pop(slot.identity, None)
+        if slot in self._spares:
+            self._spares.remove(slot)
+        node_id = slot.node_id
+        if node_id is None or self._node_slot.get(node_id) is not slot:
+            if not self._closing:
+                self._refill_spares()
+            return
+        del self._node_slot[node_id]
+        self._heartbeats.forget(node_id)
+        status = self.nodes[node_id]
+        ending = classify_exit(exit_status, slot.intent, slot.note)
+        status.last_exit = ending.text if slot.bye is None else f"{ending.text}: {slot.bye}"
+        status.last_reason = ending.reason.value
+        status.pid = None
+        if status.state is NodeState.STOPPING:
+            self._move(status, Transition.STOPPED, reason=status.last_exit)
+            return
+        self._move(status, Transition.EXITED, reason=status.last_exit)
+        now = trio.current_time()
+        uptime = 0.0 if status.started_at is None else now - status.started_at
+        decision = self._trackers[node_id].decide(ending.reason, now, uptime)
+        if self._closing:
+            self._move(status, Transition.STOP)
+        elif decision.action is Action.RESTART:
+            status.restarts += 1
+            self._move(status, Transition.RETRY, reason=decision.why, delay_s=decision.delay_s)
+            if decision.delay_s > 0:
+                await trio.sleep(decision.delay_s)
+            if status.state is NodeState.RESTARTING and not self._closing:
+                self._move(status, Transition.START)
+                await self._assign(status)
+        elif decision.action is Action.FAIL:
+            self._move(status, Transition.GIVE_UP, reason=decision.why)
+        else:
+            self._move(status, Transition.STOP, reason=decision.why)
+
+    def _on_hang(self, node_id: str) -> None:
+        slot = self._node_slot.get(node_id)
+        if slot is None or slot.exited.is_set():
+            return
+        status = self.nodes[node_id]
+        waited = "reach RUNNING" if status.state is NodeState.STARTING else "send a heartbeat"
+        timeout = (
+            self.config.startup_timeout_s
+            if status.state is NodeState.STARTING
+            else self.config.heartbeat_timeout_s
+        )
+        slot.intent = Intent.HANG_KILL
+        slot.note = f"did not {waited} within {timeout * 1000:.0f} ms"
+        slot.process.kill()
+
+    async def _end_slot(self, slot: Slot) -> None:
+        """Stop the child in ``slot``: protocol stop, then signals (see stop_node)."""
+        slot.intent = Intent.STOP
+        try:
+            # A spare has no node; it takes a stop addressed to its slot id.
+            target = slot.node_id or slot.slot_id
+            await self._send(slot, messages.cmd(f"c{next(self._command_ids)}", target, "stop", {}))
+        except (PeerUnreachableError, zmq.ZMQError):
+            pass
+        await slot.process.terminate_gracefully(self.config.stop_timeout_s, self.config.term_timeout_s)
+        await slot.exited.wait()
+
+    async def _stop_everything(self) -> bool:
+        """Graceful shutdown: every node and spare stopped; True if every node stopped cleanly."""
+        self._closing = True
+        async with trio.open_nursery() as nursery:
+            for node_id, status in self.nodes.items():
+                if status.state in (NodeState.STARTING, NodeState.RUNNING):
+                    nursery.start_soon(self.stop_node, node_id)
+                elif status.state in (NodeState.CRASHED, NodeState.RESTARTING):
+                    self._move(status, Transition.STOP)
+            for slot in list(self._slots.values()):
+                if slot.node_id is None:
+                    nursery.start_soon(self._end_slot, slot)
+        return all(_ended_cleanly(s) for s in self.nodes.values())
+
+    # -- wire ------------------------------------------------------------------------------------
+    async def _send(self, slot: Slot, msg: dict) -> None:
+        await self._router.send_multipart([slot.identity, codec.encode(msg)])
+
+    async def _parent_heartbeats(self) -> None:
+        interval = self.config.heartbeat_interval_s
+        while True:
+            frame = codec.encode(messages.hb(time.time_ns(), "orchestrator", {}))
+            for slot in list(self._slots.values()):
+                try:
+                    await self._router.send_multipart([slot.identity, frame])
+                except (PeerUnreachableError, zmq.ZMQError):
+                    pass  # not connected yet, or gone: its exit is handled by its watcher
+            await trio.sleep(interval)
+
+    async def _recv_loop(self) -> None:
+        router = self._router
+        while True:
+            for frames in await router.recv_batch(256):
+                await self._handle(frames)
+
+    async def _handle(self, frames: list) -> None:
+        if len(frames) != 2:
+            self.invalid_messages += 1
+            log.warning("dropped a message with %d frames (expected identity + 1)", len(frames))
+            return
+        identity, frame = frames
+        try:
+            msg = codec.decode(frame)
+        except ProtocolError as exc:
+            self.invalid_messages += 1
+            log.warning("invalid message from %r: %s", identity, exc)
+            await self._reply_error(identity, exc.code, str(exc))
+            return
+        slot = self._slots.get(identity)
+        if slot is None:
+            self.invalid_messages += 1
+            await self._reply_error(
+                identity, "unknown_peer", "this orchestrator did not start a child with that id"
+            )
+            return
+        kind = msg["k"]
+        if kind == "evt":
+            await self._on_events(slot, msg, frame)
+        elif kind == "hb":
+            self._on_heartbeat(slot, msg)
+        elif kind == "reply":
+            waiter = self._replies.get(msg["id"])
+            if waiter is not None:
+                waiter[1].append(msg)
+                waiter[0].set()
+        elif kind == "hello":
+            slot.ready.set()
+        elif kind == "bye":
+            slot.bye = msg["reason"]
+        elif kind == "error":
+            log.warning("child %s reported an error: %s", slot.slot_id, msg["message"])
+        else:
+            self.invalid_messages += 1
+            await self._reply_error(identity, "unexpected_kind", f"a child may not send {kind!r}")
+
+    async def _reply_error(self, identity: bytes, code: str, message: str) -> None:
+        try:
+            await self._router.send_multipart([identity, codec.encode(messages.error(code, message, None))])
+        except (PeerUnreachableError, zmq.ZMQError):
+            pass
+
+    async def _on_events(self, slot: Slot, msg: dict, frame: bytes) -> None:
+        node_id = slot.node_id
+        if node_id != msg["node"] or slot.incarnation != msg["incarnation"]:
+            self.invalid_messages += 1
+            await self._reply_error(slot.identity, "wrong_node", f"slot {slot.slot_id} runs {node_id!r}")
+            return
+        status = self.nodes[node_id]
+        events = msg["events"]
+        last = events[-1][0]
+        if last <= status.last_seq:
+            return  # a resend of what we already have
+        self._publisher.publish(event_topic(node_id), frame)
+        status.events += len(events)
+        status.last_seq = last
+        self.relayed_events += len(events)
+        await self._send(slot, messages.ack(node_id, last))
+
+    def _on_heartbeat(self, slot: Slot, msg: dict) -> None:
+        node_id = slot.node_id
+        if node_id is None or self._node_slot.get(node_id) is not slot:
+            return
+        status = self.nodes[node_id]
+        now = trio.current_time()
+        status.last_heartbeat = now
+        if status.state is NodeState.STARTING:
+            if msg["state"] == "RUNNING":
+                status.started_at = now
+                self._move(status, Transition.STARTED, cold=slot.cold)
+                self._heartbeats.beat(node_id, now)
+            else:
+                self._heartbeats.beat(node_id, now, timeout_s=self.config.startup_timeout_s)
+        else:
+            self._heartbeats.beat(node_id, now)
+
+
+def _ended_cleanly(status: NodeStatus) -> bool:
+    """Never started, or stopped on request and exited 0 without needing a signal."""
+    if status.state is NodeState.PENDING:
+        return True
+    return status.state is NodeState.STOPPED and status.last_reason in (
+        ExitReason.STOPPED.value,
+        ExitReason.CLEAN.value,
+    )
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+__all__ = [
+    "Orchestrator",
+    "OrchestratorError",
+    "CommandTimeout",
+    "CommandFailed",
+    "ChildProcess",
+    "event_topic",
+]

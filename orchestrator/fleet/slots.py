@@ -1,0 +1,77 @@
+"""Slots: the child processes the orchestrator owns, warm spares included.
+
+A slot is one child process, named by its slot id (also its ZeroMQ identity). It starts
+as a warm spare: interpreter up, everything imported, DEALER connected, ``hello`` sent.
+Starting or restarting a node assigns it to a ready spare, so no interpreter start sits on
+the critical path; the pool is refilled in the background. When no spare is ready the
+orchestrator starts a slot for the node there and then (a cold start) and says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from orchestrator.process.spawn import ChildProcess, spawn
+from orchestrator.supervision.exit_reason import Intent
+from orchestrator.transport.sockets import slot_identity
+
+
+@dataclass(eq=False)
+class Slot:
+    slot_id: str
+    identity: bytes
+    process: ChildProcess
+    ready: trio.Event = field(default_factory=trio.Event)  # set when its hello arrived
+    exited: trio.Event = field(default_factory=trio.Event)
+    node_id: str | None = None
+    incarnation: int = 0
+    intent: Intent = Intent.NONE
+    note: str | None = None  # why we signalled it, for the exit reason
+    bye: str | None = None  # the reason the child gave in its bye
+    cold: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def child_argv(
+    python: str | None, slot_id: str, endpoint: str, heartbeat_s: float, parent_timeout_s: float
+) -> list:
+    return [
+        python or sys.executable,
+        "-m",
+        "orchestrator.child",
+        "--slot",
+        slot_id,
+        "--endpoint",
+        endpoint,
+        "--heartbeat-interval",
+        str(heartbeat_s),
+        "--parent-timeout",
+        str(parent_timeout_s),
+    ]
+
+
+async def start_slot(
+    slot_id: str,
+    endpoint: str,
+    log_dir: Path,
+    *,
+    python: str | None,
+    heartbeat_s: float,
+    parent_timeout_s: float,
+) -> Slot:
+    """Spawn one child (fork+exec from the trio thread, its own session, output to its log)."""
+    log = log_dir / f"{slot_id}.log"
+    process = await spawn(
+        child_argv(python, slot_id, endpoint, heartbeat_s, parent_timeout_s),
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    return Slot(slot_id, slot_identity(slot_id), process)

@@ -1,0 +1,89 @@
+"""Shared set-up for orchestrator tests: small, fast sandbox nodes and an event subscriber."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgpack
+import trio
+
+from orchestrator.fleet.config import NodeSpec, OrchestratorConfig
+from orchestrator.protocol import codec
+from orchestrator.supervision.policy import RestartPolicy
+from orchestrator.transport.options import new_context
+from orchestrator.transport.sockets import event_sub
+from orchestrator.transport.trio_socket import TrioSocket
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fast_node_doc(
+    seed: int = 1, *, instrument: str = "EUR/USD.SIM", strategy_instrument: str | None = None
+) -> dict:
+    """A sandbox node that trades within a second: mean reversion on 200 quotes/s."""
+    return {
+        "node": {"trader_id": f"T-{seed}", "log_level": "ERROR"},
+        "venues": [{"name": "SIM", "starting_balances": ["1000000 USD"]}],
+        "instruments": [{"id": instrument}],
+        "data_clients": [{"type": "random_walk", "rate": 200.0, "seed": seed}],
+        "strategies": [
+            {
+                "path": "node.strategies.quote_mean_reversion:QuoteMeanReversion",
+                "config": {
+                    "instrument_id": strategy_instrument or instrument,
+                    "trade_size": 1000,
+                    "window": 5,
+                    "entry_ticks": 1,
+                    "use_limit_orders": False,
+                },
+            }
+        ],
+    }
+
+
+def fleet(tmp_path: Path, *specs: NodeSpec, **settings) -> OrchestratorConfig:
+    # ipc paths must stay short (unix socket limit): use a short dir under /tmp.
+    runtime = Path("/tmp") / f"orch-test-{os.getpid()}-{tmp_path.name[-12:]}"
+    settings.setdefault("spares", 1)
+    return OrchestratorConfig(runtime_dir=runtime, nodes=specs, **settings)
+
+
+def node(node_id: str, seed: int = 1, **policy) -> NodeSpec:
+    return NodeSpec(node_id, fast_node_doc(seed), str(ROOT / "configs"), RestartPolicy(**policy))
+
+
+class Subscriber:
+    """A real SUB socket on the orchestrator's event PUB."""
+
+    def __init__(self, endpoint: str, topics=(b"",)) -> None:
+        self._ctx = new_context()
+        self.sock = TrioSocket(event_sub(self._ctx, endpoint, topics=topics))
+
+    async def next(self) -> tuple[bytes, object]:
+        topic, _header, payload = await self.sock.recv_multipart()
+        if topic.startswith(b"evt."):
+            return topic, codec.decode(payload)
+        return topic, msgpack.unpackb(payload)
+
+    async def events_of(self, node_id: str, count: int) -> list:
+        """The next ``count`` relayed node events of ``node_id`` (each [seq, ts, topic, type, data])."""
+        got: list = []
+        want = b"evt." + node_id.encode()
+        while len(got) < count:
+            topic, msg = await self.next()
+            if topic == want:
+                got.extend(msg["events"])
+        return got
+
+    async def aclose(self) -> None:
+        await self.sock.aclose()
+        self._ctx.term()
+
+
+async def wait_incarnation(orch, node_id: str, incarnation: int, state) -> None:
+    status = orch.node_status(node_id)
+    await orch.wait_until(lambda: status.incarnation >= incarnation and status.state is state)
+
+
+__all__ = ["Subscriber", "fast_node_doc", "fleet", "node", "wait_incarnation", "trio"]

@@ -1,0 +1,157 @@
+"""The orchestrator with real child processes, real sockets and real signals (issue #4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import trio
+import zmq
+
+from orchestrator.fleet.orchestrator import Orchestrator
+from orchestrator.fleet.state import NodeState
+from orchestrator.protocol import codec
+from orchestrator.protocol.limits import MAX_FRAME_BYTES
+from orchestrator.transport.trio_socket import TrioSocket
+from tests.fleet_support import Subscriber, fleet, node, wait_incarnation
+
+pytestmark = pytest.mark.trio
+
+TIMEOUT = 60  # generous: bounds a broken test on a loaded 2-core machine; never a speed assertion
+
+
+async def start(config):
+    orch = Orchestrator(config)
+    return orch
+
+
+@pytest.fixture
+async def running(tmp_path, nursery):
+    """Start an orchestrator for a config; shut it down (and check it stopped) at the end."""
+    started = []
+
+    async def _run(config):
+        orch = Orchestrator(config)
+        await nursery.start(orch.run)
+        started.append(orch)
+        return orch
+
+    yield _run
+    for orch in started:
+        orch.shutdown()
+
+
+async def test_kill9_restarts_on_a_new_incarnation_and_events_keep_flowing(tmp_path, running):
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("a")))
+        sub = Subscriber(orch.event_endpoint)
+        await orch.wait_for("a", NodeState.RUNNING)
+        before = await sub.events_of("a", 3)
+        pid = orch.node_status("a").pid
+        os.kill(pid, signal.SIGKILL)
+        await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+        status = orch.node_status("a")
+        assert status.pid != pid and status.restarts == 1
+        assert "SIGKILL" in status.last_exit
+        after = await sub.events_of("a", 3)
+        assert after[0][0] > before[-1][0], "sequence numbers keep growing across the restart"
+        await sub.aclose()
+
+
+async def test_a_hung_node_is_detected_by_heartbeat_and_replaced(tmp_path, running):
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("a")))
+        await orch.wait_for("a", NodeState.RUNNING)
+        pid = orch.node_status("a").pid
+        os.kill(pid, signal.SIGSTOP)
+        await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+        status = orch.node_status("a")
+        assert "heartbeat" in status.last_exit and status.pid != pid
+
+
+async def test_transient_node_that_exits_cleanly_is_not_restarted(tmp_path, running):
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("t", restart_type="transient")))
+        await orch.wait_for("t", NodeState.RUNNING)
+        await orch.command("t", "stop")  # the node ends by itself, as far as supervision knows
+        await orch.wait_for("t", NodeState.STOPPED)
+        status = orch.node_status("t")
+        assert status.restarts == 0 and status.incarnation == 1
+        assert status.last_reason == "clean"
+
+
+async def test_permanent_node_that_exits_cleanly_is_restarted(tmp_path, running):
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("p")))
+        await orch.wait_for("p", NodeState.RUNNING)
+        await orch.command("p", "stop")
+        await wait_incarnation(orch, "p", 2, NodeState.RUNNING)
+
+
+async def test_restart_intensity_exceeded_fails_the_node_and_others_carry_on(tmp_path, running):
+    from orchestrator.fleet.config import NodeSpec
+    from orchestrator.supervision.policy import RestartPolicy
+    from tests.fleet_support import ROOT, fast_node_doc
+
+    # The strategy trades an instrument the node does not have: start-up fails every time.
+    broken = NodeSpec(
+        "broken",
+        fast_node_doc(2, strategy_instrument="GBP/USD.SIM"),
+        str(ROOT / "configs"),
+        RestartPolicy(max_restarts=2, window_s=60, backoff_initial_s=0.01, backoff_max_s=0.02),
+    )
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("healthy"), broken, spares=2))
+        await orch.wait_for("broken", NodeState.FAILED)
+        status = orch.node_status("broken")
+        assert status.restarts == 2
+        assert orch.node_status("healthy").state is NodeState.RUNNING
+        assert orch.node_status("healthy").incarnation == 1
+        assert await orch.command("healthy", "ping") == "pong"
+
+
+async def test_garbage_truncated_and_oversized_frames_leave_everything_running(tmp_path, running):
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("a")))
+        await orch.wait_for("a", NodeState.RUNNING)
+        ctx = zmq.Context()
+        raw = ctx.socket(zmq.DEALER)
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.connect(orch.node_endpoint)
+        rogue = TrioSocket(raw)
+        good = codec.encode({"k": "hb", "v": 1, "ts": 1, "state": "RUNNING", "counters": {}})
+        for frame in (b"\xc1garbage", good[: len(good) // 2], b"", good):
+            await rogue.send_multipart([frame])
+        # Every one is refused with an error (invalid, or unknown peer); none crashes anything.
+        errors = [codec.decode((await rogue.recv_multipart())[0]) for _ in range(4)]
+        assert {e["k"] for e in errors} == {"error"}
+        assert {e["code"] for e in errors} == {"malformed", "unknown_peer"}
+        await rogue.send_multipart([b"x" * (MAX_FRAME_BYTES + 1)])  # refused by the socket (MAXMSGSIZE)
+        assert orch.invalid_messages >= 4
+        sub = Subscriber(orch.event_endpoint)
+        assert len(await sub.events_of("a", 2)) >= 2
+        assert await orch.command("a", "ping") == "pong"
+        assert orch.node_status("a").incarnation == 1
+        await rogue.aclose()
+        ctx.term()
+        await sub.aclose()
+
+
+async def test_shutdown_stops_every_node_and_spare_cleanly(tmp_path):
+    with trio.fail_after(TIMEOUT):
+        orch = Orchestrator(fleet(tmp_path, node("a"), node("b", seed=2), spares=2))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            await orch.wait_for("b", NodeState.RUNNING)
+            await orch.wait_until(lambda: orch.spares_ready == 2)
+            pids = [orch.node_status(n).pid for n in ("a", "b")]
+            orch.shutdown()
+        assert orch.clean_shutdown is True
+        for name in ("a", "b"):
+            assert orch.node_status(name).state is NodeState.STOPPED
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        assert not (orch.runtime_dir / "nodes.sock").exists()

@@ -1,0 +1,154 @@
+"""``orchestrator up`` as a real process: SIGTERM stops everything cleanly; kill -9 leaves no orphans."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.fleet_support import fast_node_doc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_fleet(tmp_path: Path, nodes: int = 2, spares: int = 1) -> Path:
+    runtime = Path("/tmp") / f"orch-proc-{os.getpid()}-{tmp_path.name[-10:]}"
+    lines = [
+        "[orchestrator]",
+        f'runtime_dir = "{runtime}"',
+        f"spares = {spares}",
+        "stop_timeout_s = 5.0",
+    ]
+    for i in range(nodes):
+        lines += ["[[nodes]]", f'id = "n{i}"', f'config = "n{i}.toml"']
+        (tmp_path / f"n{i}.toml").write_text(_toml(fast_node_doc(i + 1)))
+    path = tmp_path / "fleet.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(doc: dict) -> str:
+    """A tiny TOML writer for the node docs used here (tables, arrays of tables, scalars, lists)."""
+    out: list[str] = []
+
+    def scalar(v) -> str:
+        return json.dumps(v)
+
+    def emit(prefix: str, table: dict, array: bool = False) -> None:
+        out.append(f"[[{prefix}]]" if array else f"[{prefix}]")
+        nested = []
+        for k, v in table.items():
+            if isinstance(v, dict):
+                nested.append((k, v))
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                nested.append((k, v))
+            else:
+                out.append(f"{k} = {scalar(v)}")
+        for k, v in nested:
+            if isinstance(v, dict):
+                emit(f"{prefix}.{k}", v)
+            else:
+                for item in v:
+                    emit(f"{prefix}.{k}", item, array=True)
+
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            emit(key, value)
+        else:
+            for item in value:
+                emit(key, item, array=True)
+    return "\n".join(out) + "\n"
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def start_up(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "up", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_running(proc: subprocess.Popen, nodes: int, timeout: float = 60) -> list[str]:
+    """Read the orchestrator's state lines until every node reported running."""
+    lines, running = [], set()
+    deadline = time.monotonic() + timeout
+    while len(running) < nodes:
+        assert time.monotonic() < deadline, f"nodes did not start: {lines}"
+        line = proc.stdout.readline()
+        assert line, f"orchestrator exited early: {lines}"
+        lines.append(line.rstrip())
+        if ": running" in line:
+            running.add(line.split(":", 1)[0])
+    return lines
+
+
+def test_sigterm_stops_every_node_cleanly_and_exits_0(tmp_path):
+    proc = start_up(write_fleet(tmp_path))
+    try:
+        wait_running(proc, 2)
+        kids = children_of(proc.pid)
+        assert len(kids) >= 3, "two nodes and a spare"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "stopped (clean)" in out
+        assert out.count(": stopped") >= 2
+        assert not any(alive(pid) for pid in kids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_kill9_of_the_orchestrator_leaves_no_orphans_after_one_second(tmp_path):
+    proc = start_up(write_fleet(tmp_path))
+    try:
+        wait_running(proc, 2)
+        kids = children_of(proc.pid)
+        assert len(kids) >= 3
+        pidfds = [os.pidfd_open(pid) for pid in kids]  # readable once that process has ended
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        # The guarantee under test (issue #4): PR_SET_PDEATHSIG ends every child within 1 s.
+        deadline = time.monotonic() + 1.0
+        pending = list(pidfds)
+        while pending:
+            ready, _, _ = select.select(pending, [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            pending = [fd for fd in pending if fd not in ready]
+        for fd in pidfds:
+            os.close(fd)
+        assert not pending, f"{len(pending)} children were still alive 1 s after the orchestrator died"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
