@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import msgpack
 import trio
 
 from orchestrator.fleet.config import NodeSpec, OrchestratorConfig
-from orchestrator.protocol import codec
+from orchestrator.fleet.subscriber import EventSubscriber
 from orchestrator.supervision.policy import RestartPolicy
-from orchestrator.transport.options import new_context
-from orchestrator.transport.sockets import event_sub
-from orchestrator.transport.trio_socket import TrioSocket
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,32 +49,18 @@ def node(node_id: str, seed: int = 1, **policy) -> NodeSpec:
     return NodeSpec(node_id, fast_node_doc(seed), str(ROOT / "configs"), RestartPolicy(**policy))
 
 
-class Subscriber:
-    """A real SUB socket on the orchestrator's event PUB."""
-
-    def __init__(self, endpoint: str, topics=(b"",)) -> None:
-        self._ctx = new_context()
-        self.sock = TrioSocket(event_sub(self._ctx, endpoint, topics=topics))
-
-    async def next(self) -> tuple[bytes, object]:
-        topic, _header, payload = await self.sock.recv_multipart()
-        if topic.startswith(b"evt."):
-            return topic, codec.decode(payload)
-        return topic, msgpack.unpackb(payload)
+class Subscriber(EventSubscriber):
+    """The public EventSubscriber plus a helper that collects one node's relayed events."""
 
     async def events_of(self, node_id: str, count: int) -> list:
         """The next ``count`` relayed node events of ``node_id`` (each [seq, ts, topic, type, data])."""
         got: list = []
-        want = b"evt." + node_id.encode()
+        want = f"evt.{node_id}"
         while len(got) < count:
-            topic, msg = await self.next()
-            if topic == want:
-                got.extend(msg["events"])
+            item = await self.next_event()
+            if item.topic == want:
+                got.extend(item.message["events"])
         return got
-
-    async def aclose(self) -> None:
-        await self.sock.aclose()
-        self._ctx.term()
 
 
 async def wait_incarnation(orch, node_id: str, incarnation: int, state) -> None:

@@ -54,25 +54,20 @@ def run(args) -> int:
 
 
 async def _serve(config) -> bool:
-    import msgpack
     import trio
 
-    from orchestrator.fleet.orchestrator import ORCHESTRATOR_TOPIC, Orchestrator
-    from orchestrator.transport.options import new_context
-    from orchestrator.transport.sockets import event_sub
-    from orchestrator.transport.trio_socket import TrioSocket
+    from orchestrator.fleet.orchestrator import Orchestrator
+    from orchestrator.fleet.subscriber import EventSubscriber
 
     orch = Orchestrator(config)
     print(f"orchestrator: runtime dir {orch.runtime_dir}; events at {orch.event_endpoint}", flush=True)
-    ctx = new_context()
     # A SUB may connect before the PUB binds: zmq retries, so no state change is missed.
-    sub = TrioSocket(event_sub(ctx, orch.event_endpoint, topics=(ORCHESTRATOR_TOPIC,)))
+    states = EventSubscriber(orch.event_endpoint, nodes=[])
 
     async def print_states() -> None:
-        while True:
-            _topic, _header, payload = await sub.recv_multipart()
-            e = msgpack.unpackb(payload)
-            shown = ("pid", "incarnation", "reason", "cold")
+        shown = ("pid", "incarnation", "reason", "cold")
+        async for item in states:
+            e = item.message
             extra = "".join(f" {k}={e[k]}" for k in shown if e.get(k) not in (None, False))
             print(f"{e['node']}: {e['state']}{extra}", flush=True)
 
@@ -90,7 +85,6 @@ async def _serve(config) -> bool:
             clean = await orch.run()
             nursery.cancel_scope.cancel()
     finally:
-        await sub.aclose()
-        ctx.term()
+        await states.aclose()
     print(f"orchestrator: stopped ({'clean' if clean else 'NOT clean'})", flush=True)
     return clean

@@ -28,6 +28,7 @@ import zmq
 from orchestrator.fleet.config import OrchestratorConfig
 from orchestrator.fleet.slots import Slot, start_slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
+from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
 from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.errors import ProtocolError
@@ -42,8 +43,6 @@ from orchestrator.transport.sockets import event_pub, node_router
 from orchestrator.transport.trio_socket import TrioSocket
 
 log = logging.getLogger("orchestrator")
-
-ORCHESTRATOR_TOPIC = b"orchestrator"
 
 
 class OrchestratorError(Exception):
@@ -270,7 +269,7 @@ class Orchestrator:
         await self._send(slot, messages.assign(status.node, status.incarnation, config, status.last_seq))
 
     def _move(self, status: NodeStatus, transition: Transition, **extra) -> None:
-        status.apply(transition)
+        status.apply(transition, trio.current_time())
         self._announce(status, **extra)
 
     def _notify(self) -> None:

@@ -76,9 +76,9 @@ class NodeStatus:
     last_exit: str | None = None  # readable: "killed by SIGKILL (heartbeat missed ...)"
     last_reason: str | None = None  # ExitReason value the supervisor decided on
     cold_start: bool = False
-    history: list = field(default_factory=list)
+    history: list = field(default_factory=list)  # (time, old state, transition, new state)
 
-    def apply(self, transition: Transition) -> NodeState:
+    def apply(self, transition: Transition, now: float | None = None) -> NodeState:
         try:
             new = TRANSITIONS[(self.state, transition)]
         except KeyError:
@@ -86,7 +86,8 @@ class NodeStatus:
             raise InvalidNodeTransition(
                 f"node {self.node!r} in state {self.state.value} cannot {transition.value}; valid here: {valid}"
             ) from None
-        self.history.append((self.state, transition, new))
+        self.history.append((now, self.state, transition, new))
+        del self.history[:-64]  # a long-lived node keeps only its recent changes
         self.state = new
         return new
 
