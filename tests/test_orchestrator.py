@@ -155,3 +155,16 @@ async def test_shutdown_stops_every_node_and_spare_cleanly(tmp_path):
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
         assert not (orch.runtime_dir / "nodes.sock").exists()
+
+
+async def test_a_child_that_cannot_be_started_fails_its_node_and_the_orchestrator_carries_on(tmp_path):
+    with trio.fail_after(TIMEOUT):
+        orch = Orchestrator(fleet(tmp_path, node("a"), spares=1, python="/nonexistent/python3"))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.FAILED)
+            status = orch.node_status("a")
+            assert "could not start a child" in status.last_exit and "nonexistent" in status.last_exit
+            assert orch.status()[0]["state"] == "failed"
+            orch.shutdown()
+        assert orch.clean_shutdown is False

@@ -153,7 +153,7 @@ class Orchestrator:
         if status.state in (NodeState.STARTING, NodeState.RUNNING, NodeState.STOPPING):
             raise OrchestratorError(f"node {node_id} is {status.state.value}; stop it first")
         self._move(status, Transition.START)
-        await self._assign(status)
+        await self._assign_or_fail(status)
 
     async def stop_node(self, node_id: str) -> NodeStatus:
         """Stop a node: protocol stop -> stop_timeout -> SIGTERM -> term_timeout -> SIGKILL."""
@@ -218,12 +218,16 @@ class Orchestrator:
             return
         self._starting_spares += 1
         try:
-            slot = await self._new_slot()
-            await slot.ready.wait()  # its hello
+            try:
+                slot = await self._new_slot()
+            except OSError as exc:
+                log.error("cannot start a spare child: %s", exc)
+                return
+            await _first_of(slot.ready.wait, slot.exited.wait)  # its hello, or its early death
         finally:
             self._starting_spares -= 1
-        if slot.exited.is_set() or self._closing:
-            return
+        if not slot.ready.is_set() or slot.exited.is_set() or self._closing:
+            return  # a spare that died is replaced by its exit watcher
         self._spares.append(slot)
         self._notify()
 
@@ -241,7 +245,11 @@ class Orchestrator:
                 return slot, False
         slot = await self._new_slot()
         with trio.fail_after(self.config.startup_timeout_s):
-            await slot.ready.wait()
+            await _first_of(slot.ready.wait, slot.exited.wait)
+        if not slot.ready.is_set():
+            raise OSError(
+                f"child {slot.slot_id} exited before saying hello; see {self.log_dir}/{slot.slot_id}.log"
+            )
         self._refill_spares()
         return slot, True
 
@@ -251,6 +259,21 @@ class Orchestrator:
             await self.start_node(node_id)
         except Exception as exc:  # a start that cannot even begin is reported, not fatal
             log.error("starting node %s failed: %s", node_id, exc)
+
+    async def _assign_or_fail(self, status: NodeStatus) -> None:
+        """Assign, or mark the node FAILED with the reason: one node's bad start never stops the rest."""
+        try:
+            await self._assign(status)
+        except (OSError, trio.TooSlowError, PeerUnreachableError, zmq.ZMQError) as exc:
+            slot = self._node_slot.pop(status.node, None)
+            if slot is not None:
+                slot.node_id = None
+                slot.process.kill()
+            self._heartbeats.forget(status.node)
+            status.last_exit = f"could not start a child for it: {type(exc).__name__}: {exc}"
+            self._move(status, Transition.EXITED, reason=status.last_exit)
+            self._move(status, Transition.GIVE_UP, reason=status.last_exit)
+            raise OrchestratorError(f"node {status.node}: {status.last_exit}") from exc
 
     async def _assign(self, status: NodeStatus) -> None:
         spec = self.config.node(status.node)
@@ -300,6 +323,15 @@ class Orchestrator:
             self._spares.remove(slot)
         node_id = slot.node_id
         if node_id is None or self._node_slot.get(node_id) is not slot:
+            if not slot.ready.is_set() and not self._closing:
+                # Died before its hello: a broken child program. Say so, and do not spin.
+                log.error(
+                    "child %s exited before saying hello (%s); see %s",
+                    slot.slot_id,
+                    exit_status.describe(),
+                    self.log_dir,
+                )
+                await trio.sleep(1.0)
             if not self._closing:
                 self._refill_spares()
             return
@@ -326,7 +358,10 @@ class Orchestrator:
                 await trio.sleep(decision.delay_s)
             if status.state is NodeState.RESTARTING and not self._closing:
                 self._move(status, Transition.START)
-                await self._assign(status)
+                try:
+                    await self._assign_or_fail(status)
+                except OrchestratorError as exc:
+                    log.error("%s", exc)
         elif decision.action is Action.FAIL:
             self._move(status, Transition.GIVE_UP, reason=decision.why)
         else:
@@ -473,6 +508,18 @@ class Orchestrator:
                 self._heartbeats.beat(node_id, now, timeout_s=self.config.startup_timeout_s)
         else:
             self._heartbeats.beat(node_id, now)
+
+
+async def _first_of(*waits) -> None:
+    """Return as soon as the first of the given awaitables completes."""
+    async with trio.open_nursery() as nursery:
+
+        async def run(wait) -> None:
+            await wait()
+            nursery.cancel_scope.cancel()
+
+        for wait in waits:
+            nursery.start_soon(run, wait)
 
 
 def _ended_cleanly(status: NodeStatus) -> bool:
