@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from orchestrator import __version__, exit_codes
-from orchestrator.commands import backtest, up
+from orchestrator.commands import backtest, down, events, logs, nodes, status, up, validate
 
 DESCRIPTION = """\
 Run trading nodes: backtests now; fleets of isolated live/sandbox nodes and parameter
@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     backtest.add_parser(sub)
     up.add_parser(sub)
+    status.add_parser(sub)
+    nodes.add_parser(sub)
+    events.add_parser(sub)
+    logs.add_parser(sub)
+    down.add_parser(sub)
+    validate.add_parser(sub)
     return parser
 
 

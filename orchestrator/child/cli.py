@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.child.heartbeat import InvalidInterval, check_interval
+from orchestrator.child.logfile import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES
 from orchestrator.child.outbox import DEFAULT_MAX_UNACKED
 
 DEFAULT_HEARTBEAT_INTERVAL_S = 0.05
@@ -26,6 +27,9 @@ class ChildOptions:
     heartbeat_interval_s: float = DEFAULT_HEARTBEAT_INTERVAL_S
     parent_timeout_s: float = DEFAULT_PARENT_TIMEOUT_S
     max_unacked: int = DEFAULT_MAX_UNACKED
+    log_dir: str | None = None  # on assign, stdout/stderr move to <log_dir>/<node>.log
+    log_max_bytes: int = DEFAULT_MAX_BYTES
+    log_backups: int = DEFAULT_BACKUPS
 
 
 def _seconds(text: str) -> float:
@@ -74,6 +78,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"events kept until acked; when full the node is slowed, never dropped (default {DEFAULT_MAX_UNACKED})",
     )
+    parser.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        help="on assign, send stdout/stderr to DIR/<node>.log (default: keep the slot's output)",
+    )
+    parser.add_argument(
+        "--log-max-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help=f"rotate the node's log at N bytes (default {DEFAULT_MAX_BYTES})",
+    )
+    parser.add_argument(
+        "--log-backups",
+        type=int,
+        default=DEFAULT_BACKUPS,
+        metavar="N",
+        help=f"rotated files kept (default {DEFAULT_BACKUPS})",
+    )
     return parser
 
 
@@ -89,6 +112,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ChildOptions:
         heartbeat_interval_s=ns.heartbeat_interval,
         parent_timeout_s=ns.parent_timeout,
         max_unacked=ns.max_unacked,
+        log_dir=ns.log_dir,
+        log_max_bytes=ns.log_max_bytes,
+        log_backups=max(0, ns.log_backups),
     )
 
 

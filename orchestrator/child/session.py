@@ -62,6 +62,7 @@ from orchestrator.child.ending import Ending, config_ending, is_config_problem, 
 from orchestrator.child.futures import wait_future
 from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog
 from orchestrator.child.log import ChildLog
+from orchestrator.child.logfile import NodeLogFile
 from orchestrator.child.outbox import EventOutbox, InvalidAck
 from orchestrator.process.exit_codes import ChildExit
 from orchestrator.protocol import (
@@ -88,6 +89,8 @@ LOST_SEND_S = 0.2
 """The same bound when the parent is lost: a last try, then go."""
 PARENT_LOST_STOP_S = 2.0
 """How long a node may take to stop once the parent is lost; then the child exits regardless."""
+LOG_CHECK_S = 1.0
+"""How often the node's log file size is checked for rotation."""
 
 SPARE = "spare"
 NODE = "node"
@@ -183,6 +186,7 @@ class ChildSession:
     async def _serve(self, assignment: Assignment) -> Ending:
         """Build the node, run it until it ends, and say how it ended."""
         name = assignment.node
+        self._open_node_log(name)
         try:
             config = node_config(assignment.config, self._options.heartbeat_interval_s)
         except ConfigError as exc:
@@ -211,6 +215,28 @@ class ChildSession:
         async with trio.open_nursery() as node_nursery:
             node_nursery.start_soon(self._run_node, node)
             return await self._supervise(node)
+
+    def _open_node_log(self, name: str) -> None:
+        """From now on this process's output is the node's log (see ``logfile``), rotated by size."""
+        options = self._options
+        if options.log_dir is None:
+            return
+        logfile = NodeLogFile(options.log_dir, name, options.log_max_bytes, options.log_backups)
+        try:
+            logfile.open()
+        except OSError as exc:
+            self._log.write(f"cannot open the node's log {logfile.path}: {exc}; keeping this output")
+            return
+        self._nursery.start_soon(self._rotate_log, logfile)
+
+    @staticmethod
+    async def _rotate_log(logfile: NodeLogFile) -> None:
+        while True:  # a size check once a second: rotation is housekeeping, not a hot path
+            await trio.sleep(LOG_CHECK_S)
+            try:
+                logfile.rotate_if_large()
+            except OSError:
+                pass
 
     async def _run_node(self, node: TradingNode) -> None:
         error_: BaseException | None = None

@@ -1,25 +1,44 @@
-"""``orchestrator up CONFIG``: run a fleet of nodes in the foreground until Ctrl-C or SIGTERM."""
+"""``orchestrator up CONFIG``: run a fleet of nodes in the foreground until Ctrl-C or SIGTERM.
+
+With ``--detach`` this process only launches ``up`` again in the background (its own session,
+output to ``<runtime dir>/logs/orchestrator.log``) and waits for it to say whether every node
+reached RUNNING. The background process says so over a pipe (hidden ``--ready-fd``) rather than
+being polled: the answer arrives the moment it is known, and an orchestrator that dies while
+starting closes the pipe, which the waiting side sees at once.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from orchestrator import exit_codes
 
-HELP = "start every node of a fleet config and supervise them (foreground)"
+HELP = "start every node of a fleet config and supervise them (foreground, or --detach)"
 DESCRIPTION = """\
 Start the orchestrator in the foreground: one child process per node (from warm spares),
 events relayed over ZeroMQ, crashes and hangs detected and answered by the node's restart
 policy. Prints one line per node state change. Ctrl-C or SIGTERM stops every node
 gracefully (stop -> stop_timeout_s -> SIGTERM -> SIGKILL) and exits 0 only if every node
-stopped cleanly.
+stopped cleanly. A control socket in the runtime dir serves `status`, `start|stop|restart`,
+`events` and `down`; each node's output goes to <runtime dir>/logs/<node>.log (`logs NODE`).
+
+With --detach the orchestrator runs in the background (its output in
+<runtime dir>/logs/orchestrator.log) and this command returns once every node is running
+(exit 0), or exits 1 naming the node that did not start (the orchestrator keeps running:
+inspect it with `status`, stop it with `down`).
 
 example:
   orchestrator up configs/example.toml
+  orchestrator up configs/example.toml --detach && orchestrator status
 
-exit status: 0 every node stopped cleanly, 1 a node did not, 2 invalid config or usage.
+exit status: 0 every node stopped cleanly (--detach: every node is running), 1 a node did
+not, 2 invalid config or usage.
 """
 
 
@@ -30,6 +49,14 @@ def add_parser(subparsers) -> None:
         "up", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("config", help="path to the fleet TOML file")
+    p.add_argument("--detach", action="store_true", help="run in the background; return once all nodes run")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="--detach: wait at most S seconds for every node to run (default: 2 x startup_timeout_s)",
+    )
+    p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)  # set by --detach for its child
     p.set_defaults(func=run)
 
 
@@ -47,22 +74,111 @@ def run(args) -> int:
     except ConfigError as exc:
         print(f"error: {path}: {exc}", file=sys.stderr)
         return exit_codes.BAD_USAGE
+    if args.timeout is not None and args.timeout <= 0:
+        print(f"error: --timeout must be > 0, got {args.timeout}", file=sys.stderr)
+        return exit_codes.BAD_USAGE
+    timeout = args.timeout or 2 * config.startup_timeout_s
+    if args.detach:
+        return _detach(path, config, timeout)
     import trio
 
-    clean = trio.run(_serve, config)
+    clean = trio.run(_serve, config, args.ready_fd, timeout)
     return exit_codes.OK if clean else exit_codes.JOB_FAILED
 
 
-async def _serve(config) -> bool:
+def _detach(path: Path, config, timeout: float) -> int:
+    """Start ``up`` in the background and wait (bounded) for its report on the pipe."""
+    import select
+
+    from orchestrator.control.client import NotRunning, check_socket_file
+    from orchestrator.transport.errors import TransportError
+    from orchestrator.transport.runtime_dir import ensure_runtime_dir
+
+    try:
+        runtime_dir = ensure_runtime_dir(config.runtime_dir)
+    except TransportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.JOB_FAILED
+    try:
+        check_socket_file(runtime_dir)
+    except NotRunning:
+        pass
+    else:
+        print(
+            f"error: an orchestrator is already running on {runtime_dir}; "
+            "`orchestrator down` it first or use another runtime_dir",
+            file=sys.stderr,
+        )
+        return exit_codes.JOB_FAILED
+    log_dir = runtime_dir / "logs"
+    log_dir.mkdir(mode=0o700, exist_ok=True)
+    log_path = log_dir / "orchestrator.log"
+    read_end, write_end = os.pipe()
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "up", str(path.resolve()), "--ready-fd", str(write_end)]
+            + ["--timeout", str(timeout)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            pass_fds=(write_end,),
+            start_new_session=True,
+        )
+    os.close(write_end)
+    data = b""
+    deadline = time.monotonic() + timeout + 10.0  # the child's deadline is `timeout`: its answer wins
+    with os.fdopen(read_end, "rb") as pipe:
+        while b"\n" not in data:
+            ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(pipe.fileno(), 65536)
+            if not chunk:  # the orchestrator exited (or closed the pipe) without a report
+                break
+            data += chunk
+    if b"\n" not in data:
+        try:
+            code = proc.wait(timeout=1.0)
+            what = f"exited with status {code}"
+        except subprocess.TimeoutExpired:
+            what = f"did not report within {timeout + 10:g} s (pid {proc.pid}, still running)"
+        print(f"error: the orchestrator {what}; see {log_path}", file=sys.stderr)
+        return exit_codes.JOB_FAILED
+    report = json.loads(data.split(b"\n", 1)[0])
+    if report["ok"]:
+        print(
+            f"orchestrator running in the background (pid {proc.pid}); nodes running: "
+            f"{', '.join(report['running']) or 'none'}; log: {log_path}"
+        )
+        return exit_codes.OK
+    for bad in report["not_running"]:
+        why = f" ({bad['last_exit']})" if bad.get("last_exit") else ""
+        print(f"error: node {bad['node']} did not start: it is {bad['state']}{why}", file=sys.stderr)
+    print(
+        f"the orchestrator keeps running (pid {proc.pid}): see `orchestrator status`, "
+        f"`orchestrator logs NODE`, stop it with `orchestrator down`; its log: {log_path}",
+        file=sys.stderr,
+    )
+    return exit_codes.JOB_FAILED
+
+
+async def _serve(config, ready_fd: int | None = None, ready_timeout: float = 30.0) -> bool:
     import trio
 
+    from orchestrator.control.server import ControlServer
     from orchestrator.fleet.orchestrator import Orchestrator
     from orchestrator.fleet.subscriber import EventSubscriber
 
     orch = Orchestrator(config)
-    print(f"orchestrator: runtime dir {orch.runtime_dir}; events at {orch.event_endpoint}", flush=True)
+    control = ControlServer(orch)
+    print(
+        f"orchestrator: runtime dir {orch.runtime_dir}; events at {orch.event_endpoint}; "
+        f"control at {control.endpoint}",
+        flush=True,
+    )
     # A SUB may connect before the PUB binds: zmq retries, so no state change is missed.
     states = EventSubscriber(orch.event_endpoint, nodes=[])
+    outcome: list[bool] = []
 
     async def print_states() -> None:
         shown = ("pid", "incarnation", "reason", "cold")
@@ -82,9 +198,52 @@ async def _serve(config) -> bool:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(print_states)
             nursery.start_soon(on_signals)
-            clean = await orch.run()
+            async with trio.open_nursery() as serving:
+
+                async def run_orchestrator(task_status=trio.TASK_STATUS_IGNORED) -> None:
+                    outcome.append(await orch.run(task_status=task_status))
+                    serving.cancel_scope.cancel()  # the control server lives as long as the orchestrator
+
+                await serving.start(run_orchestrator)
+                await serving.start(control.serve)
+                if ready_fd is not None:
+                    serving.start_soon(_report_ready, orch, ready_fd, ready_timeout)
             nursery.cancel_scope.cancel()
     finally:
         await states.aclose()
+    clean = bool(outcome and outcome[0])
     print(f"orchestrator: stopped ({'clean' if clean else 'NOT clean'})", flush=True)
     return clean
+
+
+async def _report_ready(orch, fd: int, timeout: float) -> None:
+    """Tell ``up --detach`` (over the pipe ``fd``) whether every autostart node reached RUNNING."""
+    import trio
+
+    from orchestrator.fleet.state import NodeState
+
+    expected = [s.node_id for s in orch.config.nodes if s.autostart]
+    given_up = (NodeState.FAILED, NodeState.STOPPED)
+
+    def settled() -> bool:
+        states = [orch.nodes[n].state for n in expected]
+        return all(s is NodeState.RUNNING for s in states) or any(s in given_up for s in states)
+
+    with trio.move_on_after(timeout):
+        await orch.wait_until(settled)
+    not_running = [
+        {"node": n, "state": orch.nodes[n].state.value, "last_exit": orch.nodes[n].last_exit}
+        for n in expected
+        if orch.nodes[n].state is not NodeState.RUNNING
+    ]
+    report = {
+        "ok": not not_running,
+        "running": [n for n in expected if orch.nodes[n].state is NodeState.RUNNING],
+        "not_running": not_running,
+    }
+    try:
+        os.write(fd, json.dumps(report).encode() + b"\n")
+    except OSError:
+        pass  # the launcher has gone (Ctrl-C): nobody to tell
+    finally:
+        os.close(fd)

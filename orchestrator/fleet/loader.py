@@ -37,6 +37,24 @@ def load_fleet(path: str | Path) -> OrchestratorConfig:
     return fleet_from_dict(doc, path.parent)
 
 
+def runtime_dir_of(path: str | Path) -> Path:
+    """The runtime dir a fleet file names (or the default), without loading its nodes.
+
+    For the CLI commands that only need to find a running orchestrator (``status --config``):
+    importing every node's strategies to learn one path would be slow and could fail for
+    reasons that do not matter to them.
+    """
+    path = Path(path)
+    root = _Reader(read_toml(path), "")
+    o = _Reader(root.get("orchestrator", dict, {}), "orchestrator")
+    return _resolve_runtime_dir(o.get("runtime_dir", str, str(default_runtime_dir())), path.parent)
+
+
+def _resolve_runtime_dir(value: str, base_dir: Path) -> Path:
+    runtime_dir = Path(value)
+    return runtime_dir if runtime_dir.is_absolute() else (base_dir / runtime_dir).resolve()
+
+
 def fleet_from_dict(doc: dict, base_dir: Path) -> OrchestratorConfig:
     from node.live.config import load_node_config
 
@@ -54,11 +72,16 @@ def fleet_from_dict(doc: dict, base_dir: Path) -> OrchestratorConfig:
         "parent_timeout_s": o.positive("parent_timeout_s", (int, float), 1.0),
     }
     o.done()
-    if not settings["runtime_dir"].is_absolute():
-        settings["runtime_dir"] = (base_dir / settings["runtime_dir"]).resolve()
+    settings["runtime_dir"] = _resolve_runtime_dir(str(settings["runtime_dir"]), base_dir)
     specs = []
     for i, table in enumerate(_tables(root.get("nodes", list, []), "nodes")):
-        specs.append(_node_spec(table, f"nodes[{i}]", base_dir, load_node_config))
+        spec = _node_spec(table, f"nodes[{i}]", base_dir, load_node_config)
+        for j, other in enumerate(specs):  # named here, where the key path is known
+            if other.node_id == spec.node_id:
+                raise ConfigError(
+                    f"nodes[{i}].id", f"duplicate node id {spec.node_id!r} (also nodes[{j}].id)"
+                )
+        specs.append(spec)
     root.done()
     try:
         return OrchestratorConfig(nodes=tuple(specs), **settings)

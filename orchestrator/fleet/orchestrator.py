@@ -78,6 +78,7 @@ class Orchestrator:
         self._slot_ids = itertools.count(1)
         self._command_ids = itertools.count(1)
         self._replies: dict[str, tuple[trio.Event, list]] = {}
+        self._pending_acks: dict[Slot, int] = {}
         self._state_changed = trio.Event()
         self._heartbeats = HeartbeatMonitor(config.heartbeat_timeout_s)
         self._shutdown = trio.Event()
@@ -88,6 +89,9 @@ class Orchestrator:
         self._router: TrioSocket | None = None
         self._publisher: SequencedPublisher | None = None
         self._nursery: trio.Nursery | None = None
+        # Called as listener(node_id, events) for every relayed batch (e.g. the control socket's
+        # event history); must be quick and must not raise.
+        self.relay_listeners: list = []
 
     # -- running ---------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> bool:
@@ -208,6 +212,7 @@ class Orchestrator:
             python=self.config.python,
             heartbeat_s=self.config.heartbeat_interval_s,
             parent_timeout_s=self.config.parent_timeout_s,
+            node_log_dir=self.log_dir,
         )
         self._slots[slot.identity] = slot
         self._nursery.start_soon(self._watch_exit, slot)
@@ -425,9 +430,18 @@ class Orchestrator:
 
     async def _recv_loop(self) -> None:
         router = self._router
+        pending = self._pending_acks
         while True:
             for frames in await router.recv_batch(256):
                 await self._handle(frames)
+            # Acks are cumulative: one per child per received batch covers all its frames in it.
+            for slot, seq in list(pending.items()):
+                del pending[slot]
+                if not slot.exited.is_set():
+                    try:
+                        await self._send(slot, messages.ack(slot.node_id, seq))
+                    except (PeerUnreachableError, zmq.ZMQError):
+                        pass  # it is gone; its exit watcher takes over
 
     async def _handle(self, frames: list) -> None:
         if len(frames) != 2:
@@ -487,10 +501,12 @@ class Orchestrator:
         if last <= status.last_seq:
             return  # a resend of what we already have
         self._publisher.publish(event_topic(node_id), frame)
+        for listener in self.relay_listeners:
+            listener(node_id, events)
         status.events += len(events)
         status.last_seq = last
         self.relayed_events += len(events)
-        await self._send(slot, messages.ack(node_id, last))
+        self._pending_acks[slot] = last  # sent after the current receive batch (see _recv_loop)
 
     def _on_heartbeat(self, slot: Slot, msg: dict) -> None:
         node_id = slot.node_id

@@ -40,8 +40,15 @@ class Slot:
 
 
 def child_argv(
-    python: str | None, slot_id: str, endpoint: str, heartbeat_s: float, parent_timeout_s: float
+    python: str | None,
+    slot_id: str,
+    endpoint: str,
+    heartbeat_s: float,
+    parent_timeout_s: float,
+    node_log_dir: Path | None = None,
 ) -> list:
+    # With node_log_dir the child moves its output to <node_log_dir>/<node>.log once assigned.
+    extra = [] if node_log_dir is None else ["--log-dir", str(node_log_dir)]
     return [
         python or sys.executable,
         "-m",
@@ -54,6 +61,7 @@ def child_argv(
         str(heartbeat_s),
         "--parent-timeout",
         str(parent_timeout_s),
+        *extra,
     ]
 
 
@@ -65,11 +73,12 @@ async def start_slot(
     python: str | None,
     heartbeat_s: float,
     parent_timeout_s: float,
+    node_log_dir: Path | None = None,
 ) -> Slot:
     """Spawn one child (fork+exec from the trio thread, its own session, output to its log)."""
     log = log_dir / f"{slot_id}.log"
     process = await spawn(
-        child_argv(python, slot_id, endpoint, heartbeat_s, parent_timeout_s),
+        child_argv(python, slot_id, endpoint, heartbeat_s, parent_timeout_s, node_log_dir),
         stdout=log,
         stderr=log,
         start_new_session=True,

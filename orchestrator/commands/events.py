@@ -1,0 +1,180 @@
+"""``orchestrator events``: the running fleet's events, kept history and/or live.
+
+History comes from the orchestrator's bounded in-memory history (control socket), live events
+from its PUB socket. With ``--follow`` the subscription is opened *before* the history is read
+and every live batch is checked against the last sequence number printed for its node: a gap
+(the subscription was not effective yet, or the PUB dropped for us) is filled from the history,
+and what was already printed is skipped, so the output is each node's events in order, once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from orchestrator import exit_codes
+from orchestrator.control.cli_support import add_target_args, raw_formatter, run_control
+
+HELP = "print the running fleet's events (kept history, --follow for live)"
+DESCRIPTION = """\
+Print the events the nodes of the running fleet published (orders, fills, positions,
+component state changes...), oldest first, one per line: NODE #SEQ TIME TOPIC TYPE DATA.
+Each node numbers its events with a sequence that survives restarts.
+
+Without --follow: prints what the orchestrator kept and exits. --since SEQ: only events with
+a sequence number >= SEQ (per node). With --follow: keeps printing live events (and node
+state changes) until Ctrl-C or the orchestrator exits; with --since it first replays.
+
+What can be replayed: the orchestrator keeps the last 2000 events of each node in memory,
+lost when it stops. The durable per-node journal that will replay everything is issue #5.
+
+example:
+  orchestrator events --node ema-eurusd --since 1
+  orchestrator events --follow --json | jq .type
+
+exit status: 0 ok, 1 no orchestrator is running (or it did not answer), 2 unknown node/usage.
+"""
+
+PAGE = 1000
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("events", help=HELP, description=DESCRIPTION, formatter_class=raw_formatter())
+    p.add_argument("--node", metavar="NODE", help="only this node's events")
+    p.add_argument("--since", type=_seq, metavar="SEQ", help="replay kept events with sequence >= SEQ")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing live events")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_target_args(p)
+    p.set_defaults(func=run)
+
+
+def _seq(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a sequence number >= 0, got {text!r}")
+    return value
+
+
+def run(args) -> int:
+    return run_control(args, _events)
+
+
+class _Printer:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.last: dict[str, int] = {}
+
+    def event(self, node: str, record: list) -> None:
+        seq, ts_ns, topic, type_, data = record
+        if seq <= self.last.get(node, -1):
+            return
+        self.last[node] = seq
+        if self.as_json:
+            obj = {"node": node, "seq": seq, "ts_ns": ts_ns, "topic": topic, "type": type_, "data": data}
+            line = json.dumps(obj, default=repr)
+        else:
+            line = f"{node} #{seq} {_time(ts_ns)} {topic} {type_} {json.dumps(data, default=repr)}"
+        print(line, flush=True)
+
+    def state(self, message: dict) -> None:
+        if self.as_json:
+            print(json.dumps({"state_change": message}, default=repr), flush=True)
+        else:
+            extra = "".join(f" {k}={message[k]}" for k in ("pid", "incarnation", "reason") if message.get(k))
+            print(f"{message['node']} -- {message['state']}{extra}", flush=True)
+
+
+def _time(ts_ns: int) -> str:
+    import datetime
+
+    dt = datetime.datetime.fromtimestamp(ts_ns / 1e9, tz=datetime.UTC)
+    return dt.strftime("%H:%M:%S.%f")[:-3]
+
+
+def _replay(client, printer: _Printer, nodes: list[str], since: int) -> None:
+    """Print the kept events of ``nodes`` with seq >= ``since``, page by page."""
+    for node in nodes:
+        start = max(since, printer.last.get(node, -1) + 1)
+        first = True
+        while True:
+            page = client.call("history", node=node, since=start, limit=PAGE)
+            kept = page["first_kept"].get(node)
+            if first and kept is not None and since > 0 and start < kept:
+                print(
+                    f"note: events of {node} before #{kept} are no longer kept in memory "
+                    "(the durable journal is issue #5)",
+                    file=sys.stderr,
+                )
+            first = False
+            for record in page["events"]:
+                printer.event(record[0], record[1:])
+            if not page["truncated"] or not page["events"]:
+                break
+            start = page["events"][-1][1] + 1
+
+
+def _events(client, args) -> int:
+    nodes = [args.node] if args.node else list(client.info["nodes"])
+    if args.node:
+        client.call("history", node=args.node, limit=0)  # unknown node -> exit 2 now, not later
+    printer = _Printer(args.json)
+    if not args.follow:
+        _replay(client, printer, nodes, args.since or 0)
+        return exit_codes.OK
+    import trio
+
+    return trio.run(_follow, client, args, nodes, printer)
+
+
+async def _follow(client, args, nodes: list[str], printer: _Printer) -> int:
+    import trio
+
+    from orchestrator.fleet.subscriber import EventSubscriber
+
+    info = client.info
+    subscriber = EventSubscriber(info["event_endpoint"], nodes=[args.node] if args.node else None)
+    try:
+        if args.since is not None:
+            _replay(client, printer, nodes, args.since)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_until_exit, info["pid"], nursery.cancel_scope)
+            async for item in subscriber:
+                message = item.message
+                if item.topic == "orchestrator":
+                    if args.node is None or message["node"] == args.node:
+                        printer.state(message)
+                    continue
+                node = message["node"]
+                batch = message["events"]
+                last = printer.last.get(node)
+                if last is not None and batch[0][0] > last + 1:
+                    _replay(client, printer, [node], last + 1)  # fill a gap from the history
+                for record in batch:
+                    printer.event(node, record)
+    finally:
+        await subscriber.aclose()
+    print("orchestrator exited; no more events", file=sys.stderr)
+    return exit_codes.OK
+
+
+async def _until_exit(pid: int, scope) -> None:
+    """Cancel ``scope`` when process ``pid`` (the orchestrator) ends: its pidfd becomes readable."""
+    import trio
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        scope.cancel()
+        return
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    finally:
+        trio.lowlevel.notify_closing(fd)
+        os.close(fd)
+    scope.cancel()

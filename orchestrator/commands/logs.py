@@ -1,0 +1,129 @@
+"""``orchestrator logs NODE``: a node's log file from the runtime dir (tail, or follow)."""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+from pathlib import Path
+
+from orchestrator import exit_codes
+from orchestrator.control.cli_support import UsageError, add_target_args, raw_formatter, runtime_dir
+
+HELP = "print a node's log (its stdout/stderr and logger), --follow to keep printing"
+DESCRIPTION = """\
+Print the last lines of NODE's log, <runtime dir>/logs/<node>.log: everything the node's
+process wrote (its logger, prints, tracebacks) since the node was assigned, across restarts.
+Files are rotated by size (<node>.log.1 is the newest backup). Reading works after the
+orchestrator has stopped too; --follow needs it running and ends when it exits.
+
+example:
+  orchestrator logs ema-eurusd --lines 100
+  orchestrator logs ema-eurusd --follow
+
+exit status: 0 ok, 1 no such log (or, with --follow, no running orchestrator), 2 usage.
+"""
+
+FOLLOW_CHECK_S = 0.25  # how often --follow looks for new data (as `tail -f` does without inotify)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("logs", help=HELP, description=DESCRIPTION, formatter_class=raw_formatter())
+    p.add_argument("node", metavar="NODE", help="the node id")
+    p.add_argument("--lines", "-n", type=_count, default=50, metavar="N", help="last N lines (default 50)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing what the node writes")
+    add_target_args(p)
+    p.set_defaults(func=run)
+
+
+def _count(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of lines >= 0, got {text!r}")
+    return value
+
+
+def run(args) -> int:
+    from orchestrator.child.logfile import node_log_name
+
+    try:
+        rdir = runtime_dir(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.BAD_USAGE
+    path = rdir / "logs" / node_log_name(args.node)
+    if not path.is_file():
+        logs = sorted(p.name[:-4] for p in (rdir / "logs").glob("*.log")) if (rdir / "logs").is_dir() else []
+        known = ", ".join(logs) or "none"
+        print(
+            f"error: no log for node {args.node!r} in {rdir / 'logs'} (logs there: {known})", file=sys.stderr
+        )
+        return exit_codes.JOB_FAILED
+    with open(path, "rb") as fh:
+        sys.stdout.buffer.write(_tail(fh, args.lines))
+        sys.stdout.flush()
+        if not args.follow:
+            return exit_codes.OK
+        return _follow(rdir, path, fh)
+
+
+def _tail(fh, lines: int) -> bytes:
+    """The last ``lines`` lines of ``fh``, leaving it positioned at the end."""
+    end = fh.seek(0, os.SEEK_END)
+    if lines == 0:
+        return b""
+    block, data, pos = 65536, b"", end
+    while pos > 0 and data.count(b"\n") <= lines:
+        step = min(block, pos)
+        pos -= step
+        fh.seek(pos)
+        data = fh.read(step) + data
+    fh.seek(end)
+    return b"\n".join(data.split(b"\n")[-lines - 1 :]) if data.count(b"\n") > lines else data
+
+
+def _follow(rdir: Path, path: Path, fh) -> int:
+    from orchestrator.control.client import ControlClient, NotRunning
+
+    try:
+        with ControlClient(rdir) as client:
+            pid = client.ping()["pid"]
+    except NotRunning as exc:
+        print(f"error: not following: {exc}", file=sys.stderr)
+        return exit_codes.JOB_FAILED
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return exit_codes.OK
+    out = sys.stdout.buffer
+    try:
+        while True:
+            chunk = fh.read()
+            if chunk:
+                out.write(chunk)
+                out.flush()
+            elif _rotated(path, fh):
+                fh.close()
+                fh = open(path, "rb")  # noqa: SIM115 - replaced on every rotation
+                continue
+            ended, _, _ = select.select([pidfd], [], [], FOLLOW_CHECK_S)
+            if ended:
+                out.write(fh.read())
+                out.flush()
+                return exit_codes.OK
+    except KeyboardInterrupt:
+        return exit_codes.OK
+    finally:
+        os.close(pidfd)
+
+
+def _rotated(path: Path, fh) -> bool:
+    try:
+        return os.stat(path).st_ino != os.fstat(fh.fileno()).st_ino
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,97 @@
+"""What every control command shares: finding the runtime dir, connecting, exit codes.
+
+Kept here (not in each command) so that all of them word "no orchestrator is running" the same
+way and map failures to the same exit codes: not running / hung / the job failed -> 1; an
+unknown node name or a bad ``--config`` -> 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import sys
+from pathlib import Path
+
+from orchestrator import exit_codes
+
+
+class UsageError(Exception):
+    """A bad --config or argument: printed, exit 2."""
+
+
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--runtime-dir",
+        metavar="DIR",
+        help="the running orchestrator's runtime dir (default: $XDG_RUNTIME_DIR/orchestrator, "
+        "else /tmp/orchestrator-<uid>)",
+    )
+    where.add_argument(
+        "--config", metavar="CONFIG", help="take the runtime dir from this fleet file's [orchestrator]"
+    )
+
+
+def runtime_dir(args) -> Path:
+    if getattr(args, "runtime_dir", None):
+        return Path(args.runtime_dir)
+    if getattr(args, "config", None):
+        from node.backtest.config import ConfigError
+        from orchestrator.configfile import ConfigFileError
+        from orchestrator.fleet.loader import runtime_dir_of
+
+        try:
+            return runtime_dir_of(args.config)
+        except ConfigFileError as exc:
+            raise UsageError(str(exc)) from None
+        except ConfigError as exc:
+            raise UsageError(f"{args.config}: {exc}") from None
+    from orchestrator.transport.runtime_dir import default_runtime_dir
+
+    return default_runtime_dir()
+
+
+def run_control(args, body) -> int:
+    """Connect (bounded), run ``body(client, args) -> exit code``, map failures to exit codes."""
+    from orchestrator.control.client import ControlClient, NotRunning, RequestFailed
+    from orchestrator.control.messages import UNKNOWN_NODE
+
+    try:
+        with ControlClient(runtime_dir(args)) as client:
+            client.ping()
+            return body(client, args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.BAD_USAGE
+    except NotRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.JOB_FAILED
+    except RequestFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.BAD_USAGE if exc.code == UNKNOWN_NODE else exit_codes.JOB_FAILED
+    except BrokenPipeError:  # `orchestrator events | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exit_codes.OK
+    except KeyboardInterrupt:  # Ctrl-C ends a --follow
+        return exit_codes.OK
+
+
+def wait_pid_exit(pid: int, timeout: float) -> bool:
+    """Wait (at most ``timeout`` s) for process ``pid`` to end; True if it did.
+
+    A pidfd becomes readable when the process ends, whoever its parent is: no polling.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+def raw_formatter():
+    return argparse.RawDescriptionHelpFormatter
