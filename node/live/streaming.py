@@ -20,17 +20,28 @@ coroutine function; the port awaits it before handing the next message, so a slo
 backpressure: the node's drain tasks pause while the buffer is above half full (see
 :meth:`StreamingPort.wait_room`), and only if one kernel step alone overfills it does the node
 stop with :class:`StreamOverflow` (never a silent drop).
+
+**The record fast path.** A host that turns every message into its own record anyway (the
+orchestrator's child turns the dict into a wire event list) would pay for two objects per message.
+Such a sink may provide ``stream_record(seq, topic, type_name, data)`` (see :class:`RecordSink`):
+the port then buffers what that returns, built at publish time, and hands *that* to the sink,
+instead of the dict. Same order, same backpressure, same counters; only the item's shape differs.
+
+**Per wake-up, not per message.** The streaming task hands over everything buffered each time it
+wakes, without awaiting between messages (unless the sink returns an awaitable), and updates the
+delivery counters once per run of messages: the per-message cost of the loop is what limits how
+fast a node can stream (issue #4).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import anyio
 
-from node.live.errors import StreamOverflow
+from node.live.errors import QueueFull, StreamOverflow
 from node.live.queues import EndOfQueue, KernelQueue
 from node.model.events import to_plain
 from node.msgbus.bus import MessageBus, topic_matches
@@ -39,6 +50,23 @@ DEFAULT_STREAM_PATTERNS = ("events.order.*", "events.position.*", "events.accoun
 """Order, position, account and system/component events (what the orchestrator journals)."""
 
 Sink = Callable[[dict], Any]
+
+
+class RecordSink(Protocol):
+    """A sink that chooses what the port buffers per message (the fast path; module docstring).
+
+    ``stream_record`` is called on the kernel loop, inside ``publish``, with what would otherwise go
+    into the dict; it must be quick and must not raise. The sink is then called with its result.
+    """
+
+    def stream_record(self, seq: int, topic: str, type_name: str, data: Any) -> Any: ...
+
+    def __call__(self, record: Any) -> Awaitable[None] | None: ...
+
+
+def _dict_record(seq: int, topic: str, type_name: str, data: Any) -> dict:
+    """The record of an ordinary sink: the dict of the module docstring."""
+    return {"seq": seq, "topic": topic, "type": type_name, "data": data}
 
 
 class StreamingBus(MessageBus):
@@ -69,17 +97,21 @@ class StreamingBus(MessageBus):
                 )
             if hit:
                 tap(topic, msg)
-        super().publish(topic, msg)
+        MessageBus.publish(self, topic, msg)  # not super(): this runs for every message
+
+
+def _message_data(msg: Any) -> Any:
+    """What a message carries as ``data``: ``to_dict()``, else ``to_plain``, else its repr."""
+    to_dict = getattr(msg, "to_dict", None)
+    try:
+        return to_dict() if to_dict is not None else to_plain(msg)
+    except TypeError:
+        return {"repr": repr(msg)}
 
 
 def to_stream_dict(seq: int, topic: str, msg: Any) -> dict:
     """One message as the plain dict handed to the sink."""
-    to_dict = getattr(msg, "to_dict", None)
-    try:
-        data = to_dict() if to_dict is not None else to_plain(msg)
-    except TypeError:
-        data = {"repr": repr(msg)}
-    return {"seq": seq, "topic": topic, "type": type(msg).__name__, "data": data}
+    return _dict_record(seq, topic, type(msg).__name__, _message_data(msg))
 
 
 class StreamingPort:
@@ -90,7 +122,8 @@ class StreamingPort:
             if not isinstance(pattern, str) or not pattern:
                 raise ValueError(f"stream topic patterns must be non-empty strings, got {pattern!r}")
         self.patterns = tuple(patterns)
-        self.sink: Sink | None = None
+        self._sink: Sink | RecordSink | None = None
+        self._record: Callable[[int, str, str, Any], Any] = _dict_record
         self._queue = KernelQueue("stream", capacity)
         self._high_water = max(1, capacity // 2)
         self._log = logger
@@ -101,8 +134,19 @@ class StreamingPort:
         self._room_event: anyio.Event | None = None
 
     @property
+    def sink(self) -> Sink | RecordSink | None:
+        """The host's sink; set before the node runs (a :class:`RecordSink` picks the fast path)."""
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: Sink | RecordSink | None) -> None:
+        record = getattr(sink, "stream_record", None)
+        self._sink = sink
+        self._record = record if callable(record) else _dict_record
+
+    @property
     def enabled(self) -> bool:
-        return self.sink is not None
+        return self._sink is not None
 
     def attach(self, bus: StreamingBus) -> None:
         bus.set_tap(self._on_publish, self.patterns)
@@ -113,17 +157,24 @@ class StreamingPort:
     # -- kernel side (synchronous, on the loop) ---------------------------------------------------
 
     def _on_publish(self, topic: str, msg: Any) -> None:
-        if self._queue.closed:
+        queue = self._queue
+        if queue.closed:
             return  # the node has stopped streaming (after its final flush)
-        self.seq += 1
-        item = to_stream_dict(self.seq, topic, msg)
-        if len(self._queue) >= self._queue.capacity:
+        self.seq = seq = self.seq + 1
+        # _message_data() inlined: this runs once per streamed message.
+        to_dict = getattr(msg, "to_dict", None)
+        try:
+            data = to_dict() if to_dict is not None else to_plain(msg)
+        except TypeError:
+            data = {"repr": repr(msg)}
+        try:
+            queue.put_nowait(self._record(seq, topic, type(msg).__name__, data))
+        except QueueFull:  # the queue never drops (BLOCK): full is the host's sink not keeping up
             raise StreamOverflow(
-                f"the external stream buffer is full ({self._queue.capacity} messages): the host's sink "
-                f"does not keep up (message {self.seq} on {topic} could not be buffered). Make the sink "
+                f"the external stream buffer is full ({queue.capacity} messages): the host's sink "
+                f"does not keep up (message {seq} on {topic} could not be buffered). Make the sink "
                 "faster or raise queues.stream_capacity"
-            )
-        self._queue.put_nowait(item)
+            ) from None
 
     @property
     def congested(self) -> bool:
@@ -139,30 +190,60 @@ class StreamingPort:
     # -- the streaming task ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Hand every buffered message to the sink until the buffer is closed and empty."""
-        sink = self.sink
+        """Hand every buffered message to the sink until the buffer is closed and empty.
+
+        One wake-up hands over everything buffered (messages published meanwhile too), taking
+        each from the buffer only when its turn comes, so ``congested`` stays exact. Counters and
+        wake-ups are settled once per run of synchronous sink calls, and before awaiting a sink's
+        awaitable: whoever waits (``flush``, ``wait_room``) sees the same state as if they were
+        settled per message, since nothing else runs between two synchronous calls.
+        """
+        sink = self._sink
         queue = self._queue
+        get_nowait = queue.get_nowait
         while True:
             try:
                 item = await queue.get()
             except EndOfQueue:
                 return
-            try:
-                result = sink(item)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:  # a host bug must not stop the node; it is counted and logged
-                self.sink_errors += 1
-                if self._log is not None:
-                    self._log.exception(f"stream sink failed on message {item['seq']} ({item['topic']})", exc)
-            self.delivered += 1
-            queue.processed += 1
-            delivered, self._delivered_event = self._delivered_event, None
-            if delivered is not None:
-                delivered.set()
-            if self._room_event is not None and not self.congested:
-                room, self._room_event = self._room_event, None
-                room.set()
+            handed = 0
+            while True:
+                try:
+                    result = sink(item)
+                    # ``is not None`` first: the common sync sink returns None, and
+                    # inspect.isawaitable costs as much as the rest of this loop.
+                    if result is not None and inspect.isawaitable(result):
+                        if handed:
+                            self._settle(handed)
+                            handed = 0
+                        await result
+                except Exception as exc:  # a host bug must not stop the node; it is counted and logged
+                    self._sink_failed(item, exc)
+                handed += 1
+                if not queue:
+                    break
+                item = get_nowait()
+            self._settle(handed)
+
+    def _settle(self, handed: int) -> None:
+        """Count ``handed`` more messages as delivered and wake whoever waits on that."""
+        self.delivered += handed
+        self._queue.processed += handed
+        delivered, self._delivered_event = self._delivered_event, None
+        if delivered is not None:
+            delivered.set()
+        if self._room_event is not None and not self.congested:
+            room, self._room_event = self._room_event, None
+            room.set()
+
+    def _sink_failed(self, item: Any, exc: Exception) -> None:
+        self.sink_errors += 1
+        if self._log is not None:
+            if type(item) is dict:
+                what = f"message {item.get('seq')} ({item.get('topic')})"
+            else:
+                what = f"stream record {item!r:.200}"
+            self._log.exception(f"stream sink failed on {what}", exc)
 
     async def flush(self) -> None:
         """Return once every message published so far has been handed to the sink."""
@@ -189,4 +270,10 @@ class StreamingPort:
         }
 
 
-__all__ = ["DEFAULT_STREAM_PATTERNS", "StreamingBus", "StreamingPort", "to_stream_dict"]
+__all__ = [
+    "DEFAULT_STREAM_PATTERNS",
+    "RecordSink",
+    "StreamingBus",
+    "StreamingPort",
+    "to_stream_dict",
+]

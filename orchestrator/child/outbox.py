@@ -2,11 +2,18 @@
 
 **Numbering.** The node numbers its stream from 1 on every run; the wire seq is
 ``resume_after + node seq``, so a restarted node (assigned with the last seq the parent has)
-keeps the sequence growing. ``ts`` is the event's ``ts_event`` when it has one, else the time it
-was handed to us.
+keeps the sequence growing. ``ts`` is the event's ``ts_event`` when it has one, else the time the
+wire event was built (at publish, or when a dict was handed to :meth:`EventOutbox.sink`).
 
-**Batching without waiting.** :meth:`EventOutbox.sink` (the node's stream sink, called on the
-kernel loop) only appends and wakes the pump task. The pump sends whatever is waiting, up to
+**One object per event.** The outbox is itself the node's stream sink, in the node's record form
+(``node.live.streaming.RecordSink``): the node's streaming port calls :meth:`EventOutbox.stream_record`
+at publish time, buffers the wire event list it returns (``[seq, ts, topic, type, data]``) and
+later hands that same list to the outbox (``outbox(event)``). So each event is one list from
+publish to socket, instead of a dict that the outbox then copies into a list. :meth:`EventOutbox.sink`
+still takes the node's ordinary dict, for any other host (and tests).
+
+**Batching without waiting.** Taking an event (``outbox(event)`` or :meth:`EventOutbox.sink`, on
+the kernel loop) only appends and wakes the pump task. The pump sends whatever is waiting, up to
 ``BATCH_MAX`` events per message, and goes back to sleep when nothing is left: an event is never
 held back for a batch to fill. Batches form by themselves under load, because the node's stream
 task hands every buffered message to the sink without yielding, and the pump runs after it.
@@ -23,7 +30,11 @@ heartbeat still goes out (the liveness tick does not wait on the stream), and th
 parent-heartbeat watchdog. Only if a single kernel step publishes more than the node's stream
 buffer holds does the node stop itself with ``StreamOverflow`` (loud, never silent).
 
-**Encoding.** A batch is encoded with ``protocol.encode``. If it is refused (over
+**Encoding.** A batch is packed with ``codec.encode_trusted``: no schema walk of the events on the
+way out, because every field of every event is built here (``stream_record``: seq an int that
+only grows, ts an int >= 0, topic and type str, data a dict) and the envelope by ``protocol.evt``;
+the parent's ``decode`` still validates all of it. What cannot be known in advance (data msgpack
+cannot carry, a frame over the size limit) is still refused as by ``encode``. If it is refused (over
 ``MAX_FRAME_BYTES``, or an event's data that msgpack cannot carry), it is split in halves until
 the offending event stands alone. An event too large or unencodable on its own is sent with its
 ``data`` replaced by a short explanation (``{"unencodable": ..., "error": ...}``) and counted in
@@ -39,7 +50,8 @@ from collections.abc import Callable
 
 import trio
 
-from orchestrator.protocol import ProtocolError, encode, evt
+from orchestrator.protocol import ProtocolError, evt
+from orchestrator.protocol.codec import encode_trusted
 
 BATCH_MAX = 64
 """Events per ``evt`` message at most (DESIGN §5 measured 64/frame at ~1.7x one/frame)."""
@@ -72,8 +84,11 @@ class EventOutbox:
         self.max_unacked = max_unacked
         self._offset = resume_after
         self._warn = warn
-        self._unsent: deque[list] = deque()
-        self._unacked: deque[list] = deque()  # sent, waiting for an ack
+        self._unsent: deque[list] = deque()  # wire events, not yet sent
+        # Sent, waiting for an ack: whole batches (non-empty lists of events in seq order), so a
+        # cumulative ack releases a batch per step rather than an event per step.
+        self._unacked: deque[list[list]] = deque()
+        self._unacked_count = 0  # events in _unacked
         self._sending = False
         self._wake_pump = trio.Event()
         self._room: trio.Event | None = None
@@ -91,26 +106,53 @@ class EventOutbox:
     @property
     def buffered(self) -> int:
         """Events held: not yet sent plus sent but not acked."""
-        return len(self._unsent) + len(self._unacked)
+        return len(self._unsent) + self._unacked_count
 
-    def sink(self, item: dict):
-        """The node's stream sink: ``{"seq", "topic", "type", "data"}`` -> one wire event.
+    def stream_record(self, seq: int, topic: str, type_name: str, data: object) -> list:
+        """The wire event ``[seq, ts, topic, type, data]`` for node message ``seq`` (fast path).
 
-        Returns None, or (buffer full) an awaitable the stream port awaits; see module docstring.
+        Called by the node's streaming port on the kernel loop, at publish time; the port buffers
+        the list and hands it back through :meth:`__call__`. The event is built to the ``evt``
+        schema here, which is what lets the pump skip re-validating it (module docstring).
         """
-        seq = self._offset + item["seq"]
-        data = item["data"]
         if type(data) is not dict:
             data = {"value": data}
         ts = data.get("ts_event")
         if type(ts) is not int or ts < 0:
             ts = time.time_ns()
-        self._unsent.append([seq, ts, item["topic"], item["type"], data])
-        self.last_seq = seq
-        self._wake_pump.set()
-        if self.buffered >= self.max_unacked:
+        return [self._offset + seq, ts, topic, type_name, data]
+
+    def __call__(self, event: list):
+        """Take one wire event built by :meth:`stream_record` (the node calls this, in seq order).
+
+        Returns None, or (buffer full) an awaitable the stream port awaits; see module docstring.
+        """
+        unsent = self._unsent
+        if not unsent:
+            # The pump sleeps only after finding _unsent empty, so waking it when the deque goes
+            # from empty to non-empty is enough; no per-event Event.set().
+            self._wake_pump.set()
+        unsent.append(event)
+        self.last_seq = event[0]
+        if len(unsent) + self._unacked_count >= self.max_unacked:
             return self._wait_room()
         return None
+
+    def sink(self, item: dict):
+        """The node's ordinary stream sink: ``{"seq", "topic", "type", "data"}`` -> one wire event.
+
+        For hosts that hand the node's dicts; the child itself uses the record form (``outbox`` as
+        the sink). Returns None, or (buffer full) an awaitable to await; see module docstring.
+
+        The dict comes from outside this module, so its fields are checked here (``ValueError``):
+        the pump packs events without re-validating them.
+        """
+        seq, topic, type_name = item["seq"], item["topic"], item["type"]
+        if type(seq) is not int or self._offset + seq <= self.last_seq:
+            raise ValueError(f"stream seq must be an int above {self.last_seq - self._offset}, got {seq!r}")
+        if type(topic) is not str or type(type_name) is not str:
+            raise ValueError(f"stream topic and type must be str, got {topic!r} and {type_name!r}")
+        return self(self.stream_record(seq, topic, type_name, item["data"]))
 
     async def _wait_room(self) -> None:
         self.backpressure_waits += 1
@@ -133,9 +175,20 @@ class EventOutbox:
             )
         released = 0
         unacked = self._unacked
-        while unacked and unacked[0][0] <= seq:
-            unacked.popleft()
-            released += 1
+        while unacked:
+            batch = unacked[0]
+            if batch[-1][0] <= seq:  # the whole batch is acked
+                unacked.popleft()
+                released += len(batch)
+                continue
+            if batch[0][0] <= seq:  # part of it (a batch sent as several frames): drop that part
+                acked = 1
+                while batch[acked][0] <= seq:
+                    acked += 1
+                del batch[:acked]
+                released += acked
+            break
+        self._unacked_count -= released
         if seq > self.acked_seq:
             self.acked_seq = seq
         if released:
@@ -190,9 +243,14 @@ class EventOutbox:
                 self._notify_progress()
                 await self._wake_pump.wait()
                 continue
-            count = min(len(unsent), BATCH_MAX)
-            batch = [unsent.popleft() for _ in range(count)]
-            self._unacked.extend(batch)
+            if len(unsent) <= BATCH_MAX:
+                batch = list(unsent)
+                unsent.clear()
+            else:
+                popleft = unsent.popleft
+                batch = [popleft() for _ in range(BATCH_MAX)]
+            self._unacked.append(batch)
+            self._unacked_count += len(batch)
             self._sending = True
             try:
                 for frame, last_seq, events in self._encode(batch):
@@ -208,7 +266,7 @@ class EventOutbox:
     def _encode(self, batch: list[list]) -> list[tuple[bytes, int, int]]:
         """``(frame, last seq, event count)`` per message: normally one, more if split."""
         try:
-            return [(encode(evt(self.node, self.incarnation, batch)), batch[-1][0], len(batch))]
+            return [(encode_trusted(evt(self.node, self.incarnation, batch)), batch[-1][0], len(batch))]
         except ProtocolError as exc:
             if len(batch) > 1:
                 half = len(batch) // 2
@@ -223,7 +281,7 @@ class EventOutbox:
         self.events_replaced += 1
         if self._warn is not None:
             self._warn(f"event seq {event[0]} ({event[3]} on {event[2]}) sent without its data: {exc}")
-        return encode(evt(self.node, self.incarnation, [event]))
+        return encode_trusted(evt(self.node, self.incarnation, [event]))
 
     def stats(self) -> dict[str, int]:
         return {

@@ -199,7 +199,8 @@ class ChildSession:
             warn=self._log.write,
         )
         try:
-            node = TradingNode(config, stream_sink=outbox.sink)
+            # The outbox itself, not outbox.sink: it is a RecordSink (one list per event; see outbox).
+            node = TradingNode(config, stream_sink=outbox)
             node.build()
         except Exception as exc:
             if is_config_problem(exc):

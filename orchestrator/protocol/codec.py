@@ -24,6 +24,23 @@ def encode(msg: dict) -> bytes:
     the whole connection (and everything queued behind the frame), not just the one message.
     """
     validate(msg)
+    return encode_trusted(msg)
+
+
+def encode_trusted(msg: dict) -> bytes:
+    """Pack a message *this process built itself* without re-validating it: the outbound fast path.
+
+    Why it exists: a child streams a few 10^5 events/s, and ``validate`` walks every event of every
+    ``evt`` batch although the child's own code (``messages.evt`` over events built by
+    ``child.outbox``) made them to the schema by construction: measured on a 64-event batch,
+    ``encode`` takes ~0.49 us/event, this ~0.30 (issue #4). Only the schema walk is skipped. What the caller cannot
+    know in advance is still checked, with the same errors as :func:`encode`: a value msgpack cannot
+    carry (``INVALID_FIELD``) and a frame over ``MAX_FRAME_BYTES`` (``TOO_LARGE``).
+
+    Never pass anything that came from a peer, a user or a config file: use :func:`encode`. The
+    receiving side's :func:`decode` validates everything regardless, so a bug here is refused there
+    (loudly), never trusted.
+    """
     try:
         frame = msgpack.packb(msg, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
