@@ -1,8 +1,10 @@
 """Constructors: one plain function per kind, returning the dict that ``encode`` sends.
 
-They only assemble fields; validation happens once, in ``encode`` (sender) and ``decode``
-(receiver), through the same ``schema.validate``. A constructor called with a wrong type therefore
-fails at the sender, with the very ``ProtocolError`` the receiver would have raised. Parameters
+They only assemble fields; validation happens in ``encode`` (sender) and ``decode`` (receiver),
+through the same ``schema.validate``. A constructor called with a wrong type therefore fails at
+the sender, with the very ``ProtocolError`` the receiver would have raised. One exception: the
+child's event outbox packs the ``evt`` batches it built itself with ``encode_trusted`` (no
+schema pass on the hot path); the parent's ``decode`` still validates every one. Parameters
 are named after the wire fields, ``id`` included, although it shadows the builtin.
 """
 
