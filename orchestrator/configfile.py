@@ -21,3 +21,22 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigFileError(f"{path}: is a directory, expected a .toml file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_or_report(path: str | Path, load):
+    """``load(path)``, or None after printing ``error: <file>: <key>: <reason>`` to stderr.
+
+    Every command that reads a config reports a bad one the same way and exits 2; this is that
+    one place. ``load`` raises ConfigFileError (unreadable file) or ConfigError (bad value).
+    """
+    import sys
+
+    from node.backtest.config import ConfigError
+
+    try:
+        return load(Path(path))
+    except ConfigFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
+    return None

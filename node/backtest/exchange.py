@@ -555,21 +555,7 @@ class SimulatedExchange:
         wo.status = OrderStatusAtVenue.CANCELED
         self.account.release(wo.client_order_id)
         self._report()
-        ts = self._clock.timestamp_ns()
-        order = wo.order
-        self._emit(
-            OrderCanceled(
-                trader_id=order.trader_id,
-                strategy_id=wo.strategy_id,
-                instrument_id=wo.instrument_id,
-                client_order_id=wo.client_order_id,
-                venue_order_id=wo.venue_order_id,
-                account_id=self.account_id,
-                reason=reason,
-                ts_event=ts,
-                ts_init=ts,
-            )
-        )
+        self._emit(self._venue_event(OrderCanceled, wo, reason=reason))
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -598,9 +584,10 @@ class SimulatedExchange:
             )
         )
 
-    def _accepted(self, wo: WorkingOrder) -> OrderAccepted:
+    def _venue_event(self, event_type, wo: WorkingOrder, **fields):
+        """An order event about ``wo`` at the current time, with the ids every such event carries."""
         ts = self._clock.timestamp_ns()
-        return OrderAccepted(
+        return event_type(
             trader_id=wo.order.trader_id,
             strategy_id=wo.strategy_id,
             instrument_id=wo.instrument_id,
@@ -609,20 +596,14 @@ class SimulatedExchange:
             account_id=self.account_id,
             ts_event=ts,
             ts_init=ts,
+            **fields,
         )
 
+    def _accepted(self, wo: WorkingOrder) -> OrderAccepted:
+        return self._venue_event(OrderAccepted, wo)
+
     def _triggered(self, wo: WorkingOrder) -> OrderTriggered:
-        ts = self._clock.timestamp_ns()
-        return OrderTriggered(
-            trader_id=wo.order.trader_id,
-            strategy_id=wo.strategy_id,
-            instrument_id=wo.instrument_id,
-            client_order_id=wo.client_order_id,
-            venue_order_id=wo.venue_order_id,
-            account_id=self.account_id,
-            ts_event=ts,
-            ts_init=ts,
-        )
+        return self._venue_event(OrderTriggered, wo)
 
     def _cancel_reject(self, command, client_order_id) -> None:
         known = self._seen.get(client_order_id)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from orchestrator import exit_codes
-from orchestrator.configfile import ConfigFileError, read_toml
+from orchestrator.configfile import load_or_report, read_toml
 
 HELP = "run one backtest from a TOML config and print its results"
 DESCRIPTION = """\
@@ -38,17 +38,12 @@ def _raw():
 
 
 def run(args) -> int:
-    from node.backtest.config import BacktestRunConfig, ConfigError
+    from node.backtest.config import BacktestRunConfig
     from node.backtest.node import BacktestNode
 
     path = Path(args.config)
-    try:
-        config = BacktestRunConfig.from_dict(read_toml(path), base_dir=path.parent)
-    except ConfigFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.BAD_USAGE
-    except ConfigError as exc:
-        print(f"error: {path}: {exc}", file=sys.stderr)
+    config = load_or_report(path, lambda p: BacktestRunConfig.from_dict(read_toml(p), base_dir=p.parent))
+    if config is None:
         return exit_codes.BAD_USAGE
     try:
         result = BacktestNode([config], log_sink=_stderr_line).run_one(config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from orchestrator import exit_codes
@@ -30,18 +29,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from node.backtest.config import ConfigError
-    from orchestrator.configfile import ConfigFileError
+    from orchestrator.configfile import load_or_report
     from orchestrator.fleet.loader import load_fleet
 
     path = Path(args.config)
-    try:
-        config = load_fleet(path)
-    except ConfigFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.BAD_USAGE
-    except ConfigError as exc:
-        print(f"error: {path}: {exc}", file=sys.stderr)
+    config = load_or_report(path, load_fleet)
+    if config is None:
         return exit_codes.BAD_USAGE
     ids = ", ".join(n.node_id for n in config.nodes) or "none"
     print(f"{path}: valid; {len(config.nodes)} node(s): {ids}; runtime dir {config.runtime_dir}")
