@@ -6,14 +6,17 @@ import argparse
 import sys
 
 from orchestrator import __version__, exit_codes
-from orchestrator.commands import backtest, down, events, logs, nodes, status, up, validate
+from orchestrator.commands import backtest, down, events, logs, nodes, status, sweep, up, validate
 
 DESCRIPTION = """\
-Run trading nodes: backtests now; fleets of isolated live/sandbox nodes and parameter
-sweeps as they land. Every sub-command has --help with an example.
+Run trading nodes: a fleet of isolated live/sandbox nodes, one process each, supervised
+and relayed over ZeroMQ; single backtests; and parameter sweeps of backtests in parallel
+worker processes. Every sub-command has --help with an example.
 
-example:
+examples:
+  orchestrator up configs/example.toml
   orchestrator backtest configs/backtest_ema_cross.toml
+  orchestrator sweep configs/sweep_example.toml --out /tmp/ema-sweep
 """
 
 
@@ -31,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     backtest.add_parser(sub)
+    sweep.add_parser(sub)
     up.add_parser(sub)
     status.add_parser(sub)
     nodes.add_parser(sub)
