@@ -61,11 +61,14 @@ def test_detach_status_restart_events_logs_down(tmp_path):
         for row in rows.values():
             assert set(row) == {
                 "node", "state", "pid", "incarnation", "restarts", "uptime_s",
-                "heartbeat_age_ms", "events", "last_exit",
+                "heartbeat_age_ms", "events", "events_per_s", "pnl", "last_exit",
             }  # fmt: skip
             assert row["state"] == "running" and row["incarnation"] == 1 and alive(row["pid"])
+            # running: it has heartbeated (so its PnL is known) and its event rate is being counted
+            assert isinstance(row["pnl"], float) and isinstance(row["events_per_s"], float)
         table = orch("status", *where)
         assert table.returncode == 0 and "NODE" in table.stdout and "running" in table.stdout
+        assert "EV/S" in table.stdout and "PNL" in table.stdout
 
         restart = orch("restart", "n0", *where)
         assert restart.returncode == 0, restart.stderr

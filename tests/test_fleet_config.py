@@ -57,6 +57,10 @@ CASES = [
         "[orchestrator]\nstartup_timeout_s = true\n",
         "orchestrator.startup_timeout_s",
     ),
+    ("log max bytes zero", "[orchestrator]\nlog_max_bytes = 0\n", "orchestrator.log_max_bytes"),
+    ("log max bytes a string", '[orchestrator]\nlog_max_bytes = "10M"\n', "orchestrator.log_max_bytes"),
+    ("log backups negative", "[orchestrator]\nlog_backups = -2\n", "orchestrator.log_backups"),
+    ("log backups a float", "[orchestrator]\nlog_backups = 2.5\n", "orchestrator.log_backups"),
     ("runtime dir a number", "[orchestrator]\nruntime_dir = 5\n", "orchestrator.runtime_dir"),
     ("nodes not an array", 'nodes = "n0"\n', "nodes"),
     ("node id missing", '[[nodes]]\nconfig = "n0.toml"\n', "nodes[0].id"),
@@ -231,3 +235,10 @@ def test_docs_list_exactly_the_node_and_restart_keys_with_their_defaults():
         value = getattr(value, "value", value)
         assert restart[key] == f"`{value}`", key
     assert documented["nodes[].autostart"] == "`true`"
+
+
+def test_log_rotation_settings_are_read_from_the_fleet_file(tmp_path):
+    config = fleet_from_dict({"orchestrator": {"log_max_bytes": 4096, "log_backups": 5}}, tmp_path)
+    assert (config.log_max_bytes, config.log_backups) == (4096, 5)
+    defaults = fleet_from_dict({}, tmp_path)
+    assert (defaults.log_max_bytes, defaults.log_backups) == (10 * 1024 * 1024, 3)

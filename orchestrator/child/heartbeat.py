@@ -25,6 +25,13 @@ the first tick at or after ``interval`` (give or take half a tick). One exceptio
 the node's lifecycle state (STARTING -> RUNNING -> STOPPING -> STOPPED) is announced by a
 heartbeat at once (:meth:`HeartbeatPacer.due_now`), because the parent measures a restart until
 it sees RUNNING and a tick may be up to one interval away.
+
+**PnL in the heartbeat (``pnl_micros``).** The orchestrator's status view shows each node's PnL.
+The node's portfolio is state of the kernel loop, so it is read there, by the heartbeat sender
+(which runs on that loop), once per heartbeat: no extra task, no lock, and a node that trades
+nothing pays a dictionary look-up. Heartbeat counters are integers, so the PnL travels as
+millionths of the account currency (``round(pnl * 1e6)``). It is left out when it cannot be one
+number: PnL in several currencies with no FX to combine them, or a value beyond int64.
 """
 
 from __future__ import annotations
@@ -135,4 +142,55 @@ class HeartbeatPacer:
         return ts
 
 
-__all__ = ["HeartbeatPacer", "InvalidInterval", "ParentWatchdog", "check_interval"]
+_INT64 = 2**63 - 1
+
+
+def account_currency(accounts) -> object | None:
+    """The one currency the node's accounts are kept in, or None when there is not exactly one.
+
+    An account with no base currency (multi-currency cash) counts with its only balance's
+    currency when it has just one.
+    """
+    found = set()
+    for account in accounts:
+        if account.base_currency is not None:
+            found.add(account.base_currency)
+        else:
+            currencies = account.currencies()
+            if len(currencies) != 1:
+                return None
+            found.add(currencies[0])
+    return found.pop() if len(found) == 1 else None
+
+
+def pnl_micros(portfolio, accounts) -> int | None:
+    """Realized + unrealized PnL in the account currency, in millionths; None if not one number.
+
+    When the accounts do not share one currency, the PnL is still one number if it is all in one
+    currency; mixed currencies are never added up (there is no FX rate here).
+
+    Call on the kernel loop (the portfolio reads the cache). See the module docstring.
+    """
+    totals = portfolio.total_pnls()
+    currency = account_currency(accounts)
+    if currency is None:
+        if len(totals) > 1:
+            return None
+        currency = next(iter(totals), None)
+    if any(c != currency for c in totals):
+        return None  # PnL in a currency other than the account's: no FX rate here to convert it
+    money = totals.get(currency)
+    if money is None:
+        return 0
+    micros = int((money.as_decimal() * 1_000_000).to_integral_value())
+    return micros if -_INT64 <= micros <= _INT64 else None
+
+
+__all__ = [
+    "HeartbeatPacer",
+    "InvalidInterval",
+    "ParentWatchdog",
+    "account_currency",
+    "check_interval",
+    "pnl_micros",
+]

@@ -60,7 +60,7 @@ from orchestrator.child.commands import (
 )
 from orchestrator.child.ending import Ending, config_ending, is_config_problem, node_ending
 from orchestrator.child.futures import wait_future
-from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog
+from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog, pnl_micros
 from orchestrator.child.log import ChildLog
 from orchestrator.child.logfile import NodeLogFile
 from orchestrator.child.outbox import EventOutbox, InvalidAck
@@ -152,6 +152,7 @@ class ChildSession:
         self.unexpected_messages = 0
         self.parent_errors = 0
         self.commands = 0
+        self._pnl_failed = False  # its failure is logged once, not at every heartbeat
 
     # -- the main task ----------------------------------------------------------------------------
 
@@ -554,7 +555,21 @@ class ChildSession:
         }
         if self._outbox is not None:
             counters.update(self._outbox.stats())
+        pnl = self._pnl_micros(node)
+        if pnl is not None:
+            counters["pnl_micros"] = pnl
         return counters
+
+    def _pnl_micros(self, node: TradingNode) -> int | None:
+        """The node's PnL for the heartbeat (see ``heartbeat.pnl_micros``); never fails the heartbeat."""
+        kernel = node.kernel
+        try:
+            return pnl_micros(kernel.portfolio, kernel.cache.accounts())
+        except Exception as exc:  # a bug here must not look like a hang (no hb) to the parent
+            if not self._pnl_failed:
+                self._pnl_failed = True
+                self._log.exception("computing the node's PnL for the heartbeat failed", exc)
+            return None
 
 
 __all__ = ["ACK_WAIT_S", "PARENT_LOST_STOP_S", "ChildSession"]

@@ -5,12 +5,18 @@ output to ``<runtime dir>/logs/orchestrator.log``) and waits for it to say wheth
 reached RUNNING. The background process says so over a pipe (hidden ``--ready-fd``) rather than
 being polled: the answer arrives the moment it is known, and an orchestrator that dies while
 starting closes the pipe, which the waiting side sees at once.
+
+In the foreground on a terminal the output is a live status view (the table of ``status``,
+redrawn in place with plain ANSI codes); anywhere else it stays one line per state change,
+which is what a log or a test wants to read.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +29,10 @@ HELP = "start every node of a fleet config and supervise them (foreground, or --
 DESCRIPTION = """\
 Start the orchestrator in the foreground: one child process per node (from warm spares),
 events relayed over ZeroMQ, crashes and hangs detected and answered by the node's restart
-policy. Prints one line per node state change. Ctrl-C or SIGTERM stops every node
+policy. On a terminal it shows a live table, redrawn twice a second: one row per node with
+state, pid, incarnation, restarts, uptime, heartbeat age, events/s, PnL (account currency) and
+how its last process ended, with the latest state changes below it. Otherwise (a pipe, a log)
+it prints one line per node state change. Ctrl-C or SIGTERM stops every node
 gracefully (stop -> stop_timeout_s -> SIGTERM -> SIGKILL) and exits 0 only if every node
 stopped cleanly. A control socket in the runtime dir serves `status`, `start|stop|restart`,
 `events` and `down`; each node's output goes to <runtime dir>/logs/<node>.log (`logs NODE`).
@@ -61,18 +70,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from node.backtest.config import ConfigError
-    from orchestrator.configfile import ConfigFileError
+    from orchestrator.configfile import load_or_report
     from orchestrator.fleet.loader import load_fleet
 
     path = Path(args.config)
-    try:
-        config = load_fleet(path)
-    except ConfigFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.BAD_USAGE
-    except ConfigError as exc:
-        print(f"error: {path}: {exc}", file=sys.stderr)
+    config = load_or_report(path, load_fleet)
+    if config is None:
         return exit_codes.BAD_USAGE
     if args.timeout is not None and args.timeout <= 0:
         print(f"error: --timeout must be > 0, got {args.timeout}", file=sys.stderr)
@@ -82,7 +85,8 @@ def run(args) -> int:
         return _detach(path, config, timeout)
     import trio
 
-    clean = trio.run(_serve, config, args.ready_fd, timeout)
+    live = args.ready_fd is None and sys.stdout.isatty()
+    clean = trio.run(_serve, config, args.ready_fd, timeout, live)
     return exit_codes.OK if clean else exit_codes.JOB_FAILED
 
 
@@ -162,7 +166,76 @@ def _detach(path: Path, config, timeout: float) -> int:
     return exit_codes.JOB_FAILED
 
 
-async def _serve(config, ready_fd: int | None = None, ready_timeout: float = 30.0) -> bool:
+def state_line(event: dict) -> str:
+    """One node state change as a line: ``n0: running pid=123 incarnation=1``."""
+    shown = ("pid", "incarnation", "reason", "cold")
+    extra = "".join(f" {k}={event[k]}" for k in shown if event.get(k) not in (None, False))
+    return f"{event['node']}: {event['state']}{extra}"
+
+
+class _PlainOutput:
+    """Not a terminal (a log file, a pipe, a test): one line per state change, as they happen."""
+
+    def __init__(self, header: str) -> None:
+        print(header, flush=True)
+
+    def state_change(self, event: dict) -> None:
+        self.say(state_line(event))
+
+    def say(self, line: str) -> None:
+        print(line, flush=True)
+
+    async def run(self, orch) -> None:
+        """Nothing to redraw."""
+
+    def close(self, orch) -> None:
+        """Nothing to finish."""
+
+
+class _LiveView:
+    """A terminal: the status table redrawn in place every ``REDRAW_S``, state changes below it.
+
+    The redraw reads ``orch.status()`` directly (same process, same trio loop), so it costs no
+    control-socket round trip. State change lines are kept, with their time, in a bounded list
+    shown under the table.
+    """
+
+    REDRAW_S = 0.5
+    RECENT = 12
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+        self.recent: collections.deque[str] = collections.deque(maxlen=self.RECENT)
+
+    def state_change(self, event: dict) -> None:
+        ts = event.get("ts")
+        when = time.strftime("%H:%M:%S", time.localtime(ts / 1e9 if ts else None))
+        self.recent.append(f"{when} {state_line(event)}")
+
+    def say(self, line: str) -> None:
+        self.recent.append(f"{time.strftime('%H:%M:%S')} {line}")
+
+    def draw(self, orch) -> None:
+        from orchestrator.commands.status import render_live
+
+        width = shutil.get_terminal_size().columns
+        sys.stdout.write(render_live(self.header, orch.status(), list(self.recent), width) + "\n")
+        sys.stdout.flush()
+
+    async def run(self, orch) -> None:
+        import trio
+
+        while True:
+            self.draw(orch)
+            await trio.sleep(self.REDRAW_S)  # the redraw pace, not a wait for anything
+
+    def close(self, orch) -> None:
+        self.draw(orch)  # the final states stay on screen
+
+
+async def _serve(
+    config, ready_fd: int | None = None, ready_timeout: float = 30.0, live: bool = False
+) -> bool:
     import trio
 
     from orchestrator.control.server import ControlServer
@@ -171,32 +244,29 @@ async def _serve(config, ready_fd: int | None = None, ready_timeout: float = 30.
 
     orch = Orchestrator(config)
     control = ControlServer(orch)
-    print(
+    header = (
         f"orchestrator: runtime dir {orch.runtime_dir}; events at {orch.event_endpoint}; "
-        f"control at {control.endpoint}",
-        flush=True,
+        f"control at {control.endpoint}"
     )
+    out = _LiveView(header) if live else _PlainOutput(header)
     # A SUB may connect before the PUB binds: zmq retries, so no state change is missed.
     states = EventSubscriber(orch.event_endpoint, nodes=[])
     outcome: list[bool] = []
 
-    async def print_states() -> None:
-        shown = ("pid", "incarnation", "reason", "cold")
+    async def show_states() -> None:
         async for item in states:
-            e = item.message
-            extra = "".join(f" {k}={e[k]}" for k in shown if e.get(k) not in (None, False))
-            print(f"{e['node']}: {e['state']}{extra}", flush=True)
+            out.state_change(item.message)
 
     async def on_signals() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                print(f"orchestrator: {signal.Signals(signum).name}: stopping every node", flush=True)
+                out.say(f"orchestrator: {signal.Signals(signum).name}: stopping every node")
                 orch.shutdown()
                 return
 
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(print_states)
+            nursery.start_soon(show_states)
             nursery.start_soon(on_signals)
             async with trio.open_nursery() as serving:
 
@@ -206,11 +276,13 @@ async def _serve(config, ready_fd: int | None = None, ready_timeout: float = 30.
 
                 await serving.start(run_orchestrator)
                 await serving.start(control.serve)
+                nursery.start_soon(out.run, orch)
                 if ready_fd is not None:
                     serving.start_soon(_report_ready, orch, ready_fd, ready_timeout)
             nursery.cancel_scope.cancel()
     finally:
         await states.aclose()
+    out.close(orch)
     clean = bool(outcome and outcome[0])
     print(f"orchestrator: stopped ({'clean' if clean else 'NOT clean'})", flush=True)
     return clean

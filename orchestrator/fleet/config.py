@@ -2,7 +2,8 @@
 
 This is the Python-level config behind ``Orchestrator(config)``; the TOML front end (with
 key-path errors and documented defaults) is built on it. Defaults here are the supported ones:
-heartbeat every 50 ms, hang declared after 300 ms without one.
+heartbeat every 50 ms, hang declared after 300 ms without one. The log rotation defaults are the
+child's own (``orchestrator.child.logfile``), so a fleet file that says nothing changes nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.child.logfile import DEFAULT_BACKUPS as DEFAULT_LOG_BACKUPS
+from orchestrator.child.logfile import DEFAULT_MAX_BYTES as DEFAULT_LOG_MAX_BYTES
 from orchestrator.supervision.policy import RestartPolicy, RestartType
 
 
@@ -45,6 +48,8 @@ class OrchestratorConfig:
     command_timeout_s: float = 5.0
     parent_timeout_s: float = 1.0  # a child stops itself when our heartbeat is missing this long
     python: str | None = None  # interpreter for children (default: this one)
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES  # each node's log is rotated at this size
+    log_backups: int = DEFAULT_LOG_BACKUPS  # ... keeping this many rotated files
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runtime_dir", Path(self.runtime_dir))
@@ -68,6 +73,10 @@ class OrchestratorConfig:
             )
         if not isinstance(self.spares, int) or self.spares < 0:
             raise FleetConfigError(f"spares must be a non-negative integer, got {self.spares!r}")
+        for name in ("log_max_bytes", "log_backups"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise FleetConfigError(f"{name} must be a positive integer, got {value!r}")
         ids = [n.node_id for n in self.nodes]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:

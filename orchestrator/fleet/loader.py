@@ -13,7 +13,13 @@ from pathlib import Path
 
 from node.backtest.config import ConfigError, _Reader, _tables
 from orchestrator.configfile import ConfigFileError, read_toml
-from orchestrator.fleet.config import FleetConfigError, NodeSpec, OrchestratorConfig
+from orchestrator.fleet.config import (
+    DEFAULT_LOG_BACKUPS,
+    DEFAULT_LOG_MAX_BYTES,
+    FleetConfigError,
+    NodeSpec,
+    OrchestratorConfig,
+)
 from orchestrator.supervision.policy import InvalidRestartPolicy, RestartPolicy
 from orchestrator.transport.runtime_dir import default_runtime_dir
 
@@ -70,6 +76,8 @@ def fleet_from_dict(doc: dict, base_dir: Path) -> OrchestratorConfig:
         "term_timeout_s": o.positive("term_timeout_s", (int, float), 2.0),
         "command_timeout_s": o.positive("command_timeout_s", (int, float), 5.0),
         "parent_timeout_s": o.positive("parent_timeout_s", (int, float), 1.0),
+        "log_max_bytes": o.positive("log_max_bytes", int, DEFAULT_LOG_MAX_BYTES),
+        "log_backups": o.positive("log_backups", int, DEFAULT_LOG_BACKUPS),
     }
     o.done()
     settings["runtime_dir"] = _resolve_runtime_dir(str(settings["runtime_dir"]), base_dir)

@@ -213,6 +213,8 @@ class Orchestrator:
             heartbeat_s=self.config.heartbeat_interval_s,
             parent_timeout_s=self.config.parent_timeout_s,
             node_log_dir=self.log_dir,
+            log_max_bytes=self.config.log_max_bytes,
+            log_backups=self.config.log_backups,
         )
         self._slots[slot.identity] = slot
         self._nursery.start_soon(self._watch_exit, slot)
@@ -504,6 +506,7 @@ class Orchestrator:
         for listener in self.relay_listeners:
             listener(node_id, events)
         status.events += len(events)
+        status.event_rate.add(trio.current_time(), len(events))
         status.last_seq = last
         self.relayed_events += len(events)
         self._pending_acks[slot] = last  # sent after the current receive batch (see _recv_loop)
@@ -515,6 +518,10 @@ class Orchestrator:
         status = self.nodes[node_id]
         now = trio.current_time()
         status.last_heartbeat = now
+        status.event_rate.start(now)
+        pnl = msg["counters"].get("pnl_micros")
+        if pnl is not None:
+            status.pnl_micros = pnl
         if status.state is NodeState.STARTING:
             if msg["state"] == "RUNNING":
                 status.started_at = now

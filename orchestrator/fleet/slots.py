@@ -46,9 +46,16 @@ def child_argv(
     heartbeat_s: float,
     parent_timeout_s: float,
     node_log_dir: Path | None = None,
+    log_max_bytes: int | None = None,
+    log_backups: int | None = None,
 ) -> list:
-    # With node_log_dir the child moves its output to <node_log_dir>/<node>.log once assigned.
+    # With node_log_dir the child moves its output to <node_log_dir>/<node>.log once assigned,
+    # rotated by size as the fleet file says (None: the child's defaults).
     extra = [] if node_log_dir is None else ["--log-dir", str(node_log_dir)]
+    if log_max_bytes is not None:
+        extra += ["--log-max-bytes", str(log_max_bytes)]
+    if log_backups is not None:
+        extra += ["--log-backups", str(log_backups)]
     return [
         python or sys.executable,
         "-m",
@@ -74,11 +81,15 @@ async def start_slot(
     heartbeat_s: float,
     parent_timeout_s: float,
     node_log_dir: Path | None = None,
+    log_max_bytes: int | None = None,
+    log_backups: int | None = None,
 ) -> Slot:
     """Spawn one child (fork+exec from the trio thread, its own session, output to its log)."""
     log = log_dir / f"{slot_id}.log"
     process = await spawn(
-        child_argv(python, slot_id, endpoint, heartbeat_s, parent_timeout_s, node_log_dir),
+        child_argv(
+            python, slot_id, endpoint, heartbeat_s, parent_timeout_s, node_log_dir, log_max_bytes, log_backups
+        ),
         stdout=log,
         stderr=log,
         start_new_session=True,

@@ -8,6 +8,7 @@ subscriber sees starting -> running -> crashed -> restarting -> running without 
 
 from __future__ import annotations
 
+import collections
 import enum
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -55,6 +56,56 @@ TRANSITIONS = MappingProxyType(
 )
 
 
+class EventRate:
+    """Events per second over the last ``window_s``, from counts kept in ``bucket_s`` buckets.
+
+    Why buckets rather than "events since the last look": the rate is read by whoever asks
+    (the live view twice a second, ``status`` now and then) and each must see the same recent
+    rate. Adding is O(1) per relayed batch and memory is bounded by the window; a node that
+    started less than a window ago is averaged over the time it has existed, not the whole
+    window, so its first figures are not understated.
+    """
+
+    def __init__(self, window_s: float = 3.0, bucket_s: float = 0.25) -> None:
+        if not 0 < bucket_s <= window_s:
+            raise ValueError(f"need 0 < bucket_s <= window_s, got {bucket_s}, {window_s}")
+        self.window_s = window_s
+        self.bucket_s = bucket_s
+        self._n = max(1, round(window_s / bucket_s))
+        self._buckets: collections.deque[list] = collections.deque()  # [bucket index, count]
+        self._since: float | None = None  # when counting started (the first add or start())
+
+    def start(self, now: float) -> None:
+        """Count from ``now`` even if nothing arrives (so an idle node reads 0, not None)."""
+        if self._since is None:
+            self._since = now
+
+    def add(self, now: float, count: int) -> None:
+        self.start(now)
+        index = int(now // self.bucket_s)
+        if self._buckets and self._buckets[-1][0] == index:
+            self._buckets[-1][1] += count
+        else:
+            self._buckets.append([index, count])
+            self._prune(index)
+
+    def per_second(self, now: float) -> float | None:
+        """The rate over the last window; None if counting never started."""
+        if self._since is None:
+            return None
+        index = int(now // self.bucket_s)
+        self._prune(index)
+        first = index - self._n + 1
+        span = now - max(self._since, first * self.bucket_s)
+        if span <= 0:
+            return 0.0
+        return sum(c for i, c in self._buckets if i >= first) / span
+
+    def _prune(self, index: int) -> None:
+        while self._buckets and self._buckets[0][0] <= index - self._n:
+            self._buckets.popleft()
+
+
 class InvalidNodeTransition(Exception):
     """A lifecycle step that makes no sense in the node's current state (a bug, or a stale event)."""
 
@@ -76,6 +127,8 @@ class NodeStatus:
     last_exit: str | None = None  # readable: "killed by SIGKILL (heartbeat missed ...)"
     last_reason: str | None = None  # ExitReason value the supervisor decided on
     cold_start: bool = False
+    pnl_micros: int | None = None  # the node's last reported PnL (account currency, millionths)
+    event_rate: EventRate = field(default_factory=EventRate)
     history: list = field(default_factory=list)  # (time, old state, transition, new state)
 
     def apply(self, transition: Transition, now: float | None = None) -> NodeState:
@@ -93,6 +146,7 @@ class NodeStatus:
 
     def to_dict(self, now: float) -> dict:
         """The ``status --json`` record."""
+        rate = self.event_rate.per_second(now)
         return {
             "node": self.node,
             "state": self.state.value,
@@ -106,5 +160,7 @@ class NodeStatus:
             if self.last_heartbeat is None
             else round((now - self.last_heartbeat) * 1000, 1),
             "events": self.events,
+            "events_per_s": None if rate is None else round(rate, 1),
+            "pnl": None if self.pnl_micros is None else self.pnl_micros / 1_000_000,
             "last_exit": self.last_exit,
         }
