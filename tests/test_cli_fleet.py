@@ -46,7 +46,7 @@ def _runtime_of(config: Path) -> Path:
 
 @pytest.mark.slow
 def test_detach_status_restart_events_logs_down(tmp_path):
-    config = write_fleet(tmp_path, nodes=2)
+    config, _runtime = write_fleet(tmp_path, nodes=2)
     runtime = _runtime_of(config)
     where = ["--runtime-dir", str(runtime)]
     up = orch("up", str(config), "--detach")

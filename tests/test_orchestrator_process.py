@@ -16,7 +16,8 @@ from tests.fleet_support import fast_node_doc
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_fleet(tmp_path: Path, nodes: int = 2, spares: int = 1) -> Path:
+def write_fleet(tmp_path: Path, nodes: int = 2, spares: int = 1) -> tuple[Path, Path]:
+    """Write a fleet file of ``nodes`` fast sandbox nodes; return (its path, its runtime dir)."""
     runtime = Path("/tmp") / f"orch-proc-{os.getpid()}-{tmp_path.name[-10:]}"
     lines = [
         "[orchestrator]",
@@ -29,7 +30,7 @@ def write_fleet(tmp_path: Path, nodes: int = 2, spares: int = 1) -> Path:
         (tmp_path / f"n{i}.toml").write_text(_toml(fast_node_doc(i + 1)))
     path = tmp_path / "fleet.toml"
     path.write_text("\n".join(lines) + "\n")
-    return path
+    return path, runtime
 
 
 def _toml(doc: dict) -> str:
@@ -113,7 +114,8 @@ def wait_running(proc: subprocess.Popen, nodes: int, timeout: float = 60) -> lis
 
 
 def test_sigterm_stops_every_node_cleanly_and_exits_0(tmp_path):
-    proc = start_up(write_fleet(tmp_path))
+    config, runtime = write_fleet(tmp_path)
+    proc = start_up(config)
     try:
         wait_running(proc, 2)
         kids = children_of(proc.pid)
@@ -124,13 +126,16 @@ def test_sigterm_stops_every_node_cleanly_and_exits_0(tmp_path):
         assert "stopped (clean)" in out
         assert out.count(": stopped") >= 2
         assert not any(alive(pid) for pid in kids)
+        own_log = (runtime / "logs" / "orchestrator.log").read_text()
+        assert "n0: running" in own_log and "n0: stopped" in own_log, "the orchestrator's own log"
     finally:
         if proc.poll() is None:
             proc.kill()
 
 
 def test_kill9_of_the_orchestrator_leaves_no_orphans_after_one_second(tmp_path):
-    proc = start_up(write_fleet(tmp_path))
+    config, _runtime = write_fleet(tmp_path)
+    proc = start_up(config)
     try:
         wait_running(proc, 2)
         kids = children_of(proc.pid)

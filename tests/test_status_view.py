@@ -262,7 +262,7 @@ def _read_until(fd: int, wanted, deadline: float, buf: bytearray) -> bool:
 
 @pytest.mark.slow
 def test_up_on_a_terminal_draws_the_live_table_and_stops_cleanly_on_ctrl_c(tmp_path):
-    config = write_fleet(tmp_path, nodes=2)
+    config, _runtime = write_fleet(tmp_path, nodes=2)
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "up", str(config)],

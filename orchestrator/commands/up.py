@@ -253,9 +253,21 @@ async def _serve(
     states = EventSubscriber(orch.event_endpoint, nodes=[])
     outcome: list[bool] = []
 
+    own_log = _open_own_log(orch, config) if ready_fd is None else None  # --detach: stdout is the file
+
     async def show_states() -> None:
         async for item in states:
             out.state_change(item.message)
+            if own_log is not None:
+                e = item.message
+                own_log.info(
+                    "%s: %s incarnation=%s pid=%s %s",
+                    e["node"],
+                    e["state"],
+                    e.get("incarnation"),
+                    e.get("pid"),
+                    e.get("reason") or "",
+                )
 
     async def on_signals() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -286,6 +298,26 @@ async def _serve(
     clean = bool(outcome and outcome[0])
     print(f"orchestrator: stopped ({'clean' if clean else 'NOT clean'})", flush=True)
     return clean
+
+
+def _open_own_log(orch, config):
+    """The orchestrator's own log beside the nodes' (``logs/orchestrator.log``), rotated like theirs.
+
+    It receives the orchestrator's warnings and errors (invalid frames, children that would not
+    start) and every node state change, so a foreground run leaves the same record a detached one
+    does.
+    """
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    handler = RotatingFileHandler(
+        orch.log_dir / "orchestrator.log", maxBytes=config.log_max_bytes, backupCount=config.log_backups
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("orchestrator")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return logger
 
 
 async def _report_ready(orch, fd: int, timeout: float) -> None:
