@@ -21,7 +21,6 @@ import pytest
 
 from orchestrator import cli
 from orchestrator.control import messages as m
-from orchestrator.control.history import EventHistory
 from tests.test_orchestrator_process import alive, write_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,19 +183,6 @@ def test_invalid_control_requests_are_refused_with_a_code(frame, code):
     with pytest.raises(m.ControlProtocolError) as info:
         m.decode_request(frame)
     assert info.value.code == code
-
-
-def test_history_is_bounded_per_node_and_replays_from_a_sequence():
-    history = EventHistory(per_node=3)
-    history.record("a", [[i, 0, "t", "E", {}] for i in range(1, 6)])
-    history.record("a", [[5, 0, "t", "E", {}], [6, 0, "t", "E", {}]])  # a resend overlapping
-    history.record("b", [[1, 0, "t", "E", {}]])
-    got = history.since("a", since=1)
-    assert [e[1] for e in got["events"]] == [4, 5, 6]
-    assert got["first_kept"] == {"a": 4}
-    assert [e[1] for e in history.since("a", since=6)["events"]] == [6]
-    page = history.since(None, since=0, limit=2)
-    assert page["truncated"] and len(page["events"]) == 2
 
 
 def test_node_log_names_stay_inside_the_log_dir_and_rotation_keeps_n_backups(tmp_path):

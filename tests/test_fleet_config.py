@@ -66,6 +66,7 @@ CASES = [
     ("node id missing", '[[nodes]]\nconfig = "n0.toml"\n', "nodes[0].id"),
     ("node id a number", '[[nodes]]\nid = 5\nconfig = "n0.toml"\n', "nodes[0].id"),
     ("node id with whitespace", '[[nodes]]\nid = "my node"\nconfig = "n0.toml"\n', "nodes[0].id"),
+    ("node id with a slash", '[[nodes]]\nid = "a/b"\nconfig = "n0.toml"\n', "nodes[0].id"),
     ("duplicate node ids", "[[nodes]]\n" + NODE + "[[nodes]]\n" + NODE, "nodes[1].id"),
     ("autostart a string", "[[nodes]]\n" + NODE + 'autostart = "yes"\n', "nodes[0].autostart"),
     ("missing node config file", '[[nodes]]\nid = "n0"\nconfig = "missing.toml"\n', "nodes[0].config"),

@@ -107,8 +107,7 @@ def _replay(client, printer: _Printer, nodes: list[str], since: int) -> None:
             kept = page["first_kept"].get(node)
             if first and kept is not None and since > 0 and start < kept:
                 print(
-                    f"note: events of {node} before #{kept} are no longer kept in memory "
-                    "(the durable journal is issue #5)",
+                    f"note: events of {node} before #{kept} are not in its journal",
                     file=sys.stderr,
                 )
             first = False

@@ -9,6 +9,10 @@ after ``SEND_TIMEOUT_S``.
 
 ``down`` replies first (with the pid and how long a graceful shutdown may take, so the client
 can wait for the process to end with a bound) and then asks the Orchestrator to shut down.
+
+``history`` (what ``events --since`` replays) reads the nodes' journals (issue #5): durable and
+complete, not a bounded window. It reads the files with ``read_journal`` (its own fd, no lock, safe
+while the relay appends) in a worker thread, so a large replay page never stalls the relay.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from __future__ import annotations
 import logging
 import os
 
+import msgpack
 import trio
 import zmq
 
 from orchestrator.control import messages as m
-from orchestrator.control.history import EventHistory
 from orchestrator.fleet.orchestrator import Orchestrator, OrchestratorError
 from orchestrator.fleet.state import NodeState
+from orchestrator.journal import journal_path, read_journal
 from orchestrator.transport.errors import PeerUnreachableError
 from orchestrator.transport.options import new_context
 from orchestrator.transport.runtime_dir import ipc_endpoint, remove_ipc_file
@@ -41,13 +46,11 @@ def control_endpoint(runtime_dir) -> str:
 
 
 class ControlServer:
-    """Serves control requests for ``orch``; keeps the event history ``events --since`` replays."""
+    """Serves control requests for ``orch``; ``history`` replays the nodes' journals."""
 
-    def __init__(self, orch: Orchestrator, *, history: EventHistory | None = None) -> None:
+    def __init__(self, orch: Orchestrator) -> None:
         self.orch = orch
         self.endpoint = control_endpoint(orch.runtime_dir)
-        self.history = history or EventHistory()
-        orch.relay_listeners.append(self.history.record)
         self._sock: TrioSocket | None = None
         self._down_requested = False
 
@@ -115,7 +118,10 @@ class ControlServer:
             node = args.get("node")
             if node is not None:
                 orch.node_status(node)  # unknown node -> OrchestratorError
-            return self.history.since(node, args.get("since", 0), args.get("limit", 1000))
+            nodes = [node] if node is not None else sorted(orch.nodes)
+            return await trio.to_thread.run_sync(
+                journal_history, orch.runtime_dir, nodes, args.get("since", 0), args.get("limit", 1000)
+            )
         if op == "down":
             self._down_requested = True
             return {
@@ -145,6 +151,36 @@ class ControlServer:
             why = f": {status.last_exit}" if status.last_exit else ""
             raise _Refused(m.FAILED, f"node {node} did not reach running (it is {status.state.value}){why}")
         return status.to_dict(trio.current_time())
+
+
+def journal_history(runtime_dir, nodes: list[str], since: int = 0, limit: int = 1000) -> dict:
+    """Journaled events of ``nodes`` with ``seq >= since``, at most ``limit``, node by node.
+
+    Same shape as the in-memory history had: ``events`` (``[node, seq, ts_ns, topic, type, data]``),
+    ``first_kept`` (per node: 1 if it has any event, else None; a journal keeps everything) and
+    ``truncated`` (more events are there: ask again after the last one).
+    """
+    out: list = []
+    first_kept: dict[str, int | None] = {}
+    truncated = False
+    for node in nodes:
+        first_kept[node] = None
+        if truncated:
+            continue
+        try:
+            records = read_journal(journal_path(runtime_dir, node), max(since, 1))
+        except FileNotFoundError:
+            continue
+        try:
+            for record in records:
+                first_kept[node] = 1
+                if len(out) >= limit:
+                    truncated = True
+                    break
+                out.append([node, *msgpack.unpackb(record.payload, raw=False)])
+        finally:
+            records.close()
+    return {"events": out, "first_kept": first_kept, "truncated": truncated}
 
 
 class _Refused(Exception):

@@ -13,7 +13,11 @@ from pathlib import Path
 
 from orchestrator.child.logfile import DEFAULT_BACKUPS as DEFAULT_LOG_BACKUPS
 from orchestrator.child.logfile import DEFAULT_MAX_BYTES as DEFAULT_LOG_MAX_BYTES
+from orchestrator.journal import FsyncPolicy
+from orchestrator.journal.journal import journal_path
 from orchestrator.supervision.policy import RestartPolicy, RestartType
+
+DEFAULT_JOURNAL_FSYNC = "batch"  # fdatasync every 20 ms at most; acks wait for it
 
 
 class FleetConfigError(ValueError):
@@ -31,8 +35,11 @@ class NodeSpec:
     autostart: bool = True
 
     def __post_init__(self) -> None:
-        if not self.node_id or any(c.isspace() for c in self.node_id) or len(self.node_id.encode()) > 200:
-            raise FleetConfigError(f"node id must be 1..200 bytes without whitespace, got {self.node_id!r}")
+        # The id names the node's journal and log files, so it must be a plain file name.
+        try:
+            journal_path("/", self.node_id)
+        except ValueError as exc:
+            raise FleetConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class OrchestratorConfig:
     python: str | None = None  # interpreter for children (default: this one)
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES  # each node's log is rotated at this size
     log_backups: int = DEFAULT_LOG_BACKUPS  # ... keeping this many rotated files
+    # When each node's event journal is fdatasync'ed: "always" | "batch" | "batch:<ms>" | "never"
+    # (see orchestrator.journal.policy and docs/configuration.md for what each risks).
+    journal_fsync: str = DEFAULT_JOURNAL_FSYNC
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runtime_dir", Path(self.runtime_dir))
@@ -77,6 +87,10 @@ class OrchestratorConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise FleetConfigError(f"{name} must be a positive integer, got {value!r}")
+        try:
+            FsyncPolicy.parse(self.journal_fsync)
+        except (TypeError, ValueError) as exc:
+            raise FleetConfigError(f"journal_fsync: {exc}") from None
         ids = [n.node_id for n in self.nodes]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:

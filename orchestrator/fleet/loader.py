@@ -14,6 +14,7 @@ from pathlib import Path
 from node.backtest.config import ConfigError, _Reader, _tables
 from orchestrator.configfile import ConfigFileError, read_toml
 from orchestrator.fleet.config import (
+    DEFAULT_JOURNAL_FSYNC,
     DEFAULT_LOG_BACKUPS,
     DEFAULT_LOG_MAX_BYTES,
     FleetConfigError,
@@ -78,6 +79,7 @@ def fleet_from_dict(doc: dict, base_dir: Path) -> OrchestratorConfig:
         "parent_timeout_s": o.positive("parent_timeout_s", (int, float), 1.0),
         "log_max_bytes": o.positive("log_max_bytes", int, DEFAULT_LOG_MAX_BYTES),
         "log_backups": o.positive("log_backups", int, DEFAULT_LOG_BACKUPS),
+        "journal_fsync": o.get("journal_fsync", str, DEFAULT_JOURNAL_FSYNC),
     }
     o.done()
     settings["runtime_dir"] = _resolve_runtime_dir(str(settings["runtime_dir"]), base_dir)

@@ -12,6 +12,20 @@ sends SIGKILL; the exit then flows through the same path). What happens next is 
 RestartTracker's decision: restart on a warm spare (immediately, then with backoff), stop,
 or fail with a reason. Every state change of a node is also published as an event of the
 orchestrator itself (topic ``orchestrator``).
+
+Exactly-once relay (issue #5): each node has a ``Journal`` (``<runtime_dir>/journal/<node>.journal``)
+opened in ``run()``; its ``last_seq`` is the node's ``last_seq`` (what a new child resumes after).
+An ``evt`` frame whose last seq the journal already has is a resend: dropped (only re-acked). Otherwise
+its new events are journaled first (one ``append_batch`` per frame, one record per event, payload =
+the msgpack of that event's ``[seq, ts_ns, topic, type, data]``, so ``read_from(seq)`` and a gap
+check work per event), then published, then acked cumulatively once per received batch, never
+beyond what the fsync policy has made durable (``_ackable``). No fdatasync runs on the trio loop (one
+was measured at 55 ms on a busy disk): under ``always`` each ``append_batch`` (and its fdatasync) runs
+in a worker thread; under ``batch`` the journal never syncs inside ``append_batch`` (it is opened with
+an interval that never elapses) and ``_sync_journals`` fdatasyncs, every interval, a second fd of
+each journal file in a worker thread, then marks durable the ``last_seq`` it read *before* the call
+and sends the acks that were waiting for it. Only the relay task appends, so the ``Journal`` object
+itself is never used from two threads at once.
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import os
 import time
 
 import msgpack
@@ -29,6 +44,16 @@ from orchestrator.fleet.config import OrchestratorConfig
 from orchestrator.fleet.slots import Slot, start_slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
+from orchestrator.journal import (
+    FsyncMode,
+    FsyncPolicy,
+    Journal,
+    JournalError,
+    JournalFailedError,
+    RecordTooLargeError,
+    SequenceError,
+    journal_path,
+)
 from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.errors import ProtocolError
@@ -78,7 +103,13 @@ class Orchestrator:
         self._slot_ids = itertools.count(1)
         self._command_ids = itertools.count(1)
         self._replies: dict[str, tuple[trio.Event, list]] = {}
-        self._pending_acks: dict[Slot, int] = {}
+        self._pending_acks: dict[Slot, None] = {}  # slots sent events in the current receive batch
+        self.journals: dict[str, Journal] = {}  # open while run() runs
+        self.journal_policy = FsyncPolicy.parse(config.journal_fsync)
+        self._durable: dict[str, int] = {}  # batch: per node, the last seq known fdatasync'ed
+        self._sync_fds: dict[str, int] = {}  # batch: a second fd per journal, fdatasync'ed off the loop
+        self.duplicate_events = 0  # events of resent frames, dropped
+        self._pack_event = msgpack.Packer(use_bin_type=True).pack  # reused: ~3x packb's speed
         self._state_changed = trio.Event()
         self._heartbeats = HeartbeatMonitor(config.heartbeat_timeout_s)
         self._shutdown = trio.Event()
@@ -96,6 +127,13 @@ class Orchestrator:
     # -- running ---------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> bool:
         """Serve until ``shutdown()``; returns True if every node stopped cleanly."""
+        self._open_journals()
+        try:
+            return await self._run(task_status)
+        finally:
+            self._close_journals()
+
+    async def _run(self, task_status) -> bool:
         ctx = new_context()
         router_sock = node_router(ctx, self.node_endpoint)
         pub_sock = event_pub(ctx, self.event_endpoint)
@@ -105,6 +143,7 @@ class Orchestrator:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._recv_loop)
+                nursery.start_soon(self._sync_journals)
                 nursery.start_soon(self._parent_heartbeats)
                 nursery.start_soon(self._heartbeats.watch, self._on_hang)
                 for _ in range(self.config.spares):
@@ -123,6 +162,38 @@ class Orchestrator:
             remove_ipc_file(self.node_endpoint)
             remove_ipc_file(self.event_endpoint)
         return bool(self.clean_shutdown)
+
+    def _open_journals(self) -> None:
+        """Open (= recover) every node's journal; each node continues after its ``last_seq``."""
+        policy = self.journal_policy
+        batch = policy.mode is FsyncMode.BATCH
+        # Under batch the journal must not sync inside append_batch (on the loop): _sync_journals does.
+        # It keeps the batch mode for the rest (directory fsync on create, sync on close).
+        opened_with = FsyncPolicy.batch(_NEVER_ELAPSES_MS) if batch else policy
+        self.journals, self._sync_fds, self._durable = {}, {}, {}
+        try:
+            for node_id, status in self.nodes.items():
+                journal = Journal(journal_path(self.runtime_dir, node_id), fsync=opened_with)
+                self.journals[node_id] = journal
+                status.last_seq = journal.last_seq
+                if batch:
+                    fd = os.open(journal.path, os.O_RDONLY | os.O_CLOEXEC)
+                    self._sync_fds[node_id] = fd
+                    os.fdatasync(fd)  # what a killed orchestrator left in the page cache is durable now
+                    self._durable[node_id] = journal.last_seq
+        except BaseException:
+            self._close_journals()
+            raise
+
+    def _close_journals(self) -> None:
+        for node_id, journal in self.journals.items():
+            try:
+                journal.close()  # syncs what is pending (unless the policy is "never")
+            except JournalError as exc:
+                log.error("closing the journal of node %s: %s", node_id, exc)
+        for fd in self._sync_fds.values():
+            os.close(fd)
+        self._sync_fds = {}
 
     def shutdown(self) -> None:
         """Ask for a graceful shutdown: stop every node, spares included, then return from run()."""
@@ -437,13 +508,64 @@ class Orchestrator:
             for frames in await router.recv_batch(256):
                 await self._handle(frames)
             # Acks are cumulative: one per child per received batch covers all its frames in it.
-            for slot, seq in list(pending.items()):
+            for slot in list(pending):
                 del pending[slot]
-                if not slot.exited.is_set():
-                    try:
-                        await self._send(slot, messages.ack(slot.node_id, seq))
-                    except (PeerUnreachableError, zmq.ZMQError):
-                        pass  # it is gone; its exit watcher takes over
+                await self._ack(slot)
+
+    def _ackable(self, slot: Slot) -> int:
+        """The highest seq ``slot`` may be acked: what it sent that is journaled *and* durable.
+
+        Under ``batch`` that is what ``_sync_journals`` made durable (a node keeps, and after a
+        reconnect resends, what is not yet on disk); under ``always`` every append is durable when
+        it returns; under ``never`` nothing ever is, so it is ``last_seq``.
+        """
+        node_id = slot.node_id
+        mode = self.journal_policy.mode
+        if mode is FsyncMode.BATCH:
+            stored = self._durable[node_id]
+        else:
+            stored = self.journals[node_id].last_seq
+        return min(slot.relayed_seq, stored)
+
+    async def _ack(self, slot: Slot) -> None:
+        if slot.node_id is None or slot.exited.is_set():
+            return
+        seq = self._ackable(slot)
+        if seq <= slot.acked_seq:
+            return
+        try:
+            await self._send(slot, messages.ack(slot.node_id, seq))
+        except (PeerUnreachableError, zmq.ZMQError):
+            return  # it is gone; its exit watcher takes over
+        slot.acked_seq = max(slot.acked_seq, seq)
+
+    async def _sync_journals(self) -> None:
+        """Under ``batch``: every interval, make the journals durable off the loop, then ack."""
+        if self.journal_policy.mode is not FsyncMode.BATCH:
+            return
+        period = self.journal_policy.interval_ms / 1000.0
+        while True:
+            await trio.sleep(period)
+            await self._sync_batch()
+
+    async def _sync_batch(self) -> None:
+        """fdatasync each journal with records not yet durable (one worker-thread call for all)."""
+        due = [
+            (node_id, self._sync_fds[node_id], journal.last_seq)
+            for node_id, journal in self.journals.items()
+            if journal.last_seq > self._durable[node_id]
+        ]
+        if not due:
+            return
+        failed = await trio.to_thread.run_sync(_fdatasync_all, [(n, fd) for n, fd, _ in due])
+        if failed:
+            # After a failed fdatasync nobody can tell what reached the disk: stop relaying.
+            raise JournalFailedError(f"fdatasync of a journal failed: {failed}; restart the orchestrator")
+        for node_id, _, target in due:  # every record up to target was written before the call
+            self._durable[node_id] = max(self._durable[node_id], target)
+            slot = self._node_slot.get(node_id)
+            if slot is not None and slot.relayed_seq > slot.acked_seq:
+                await self._ack(slot)
 
     async def _handle(self, frames: list) -> None:
         if len(frames) != 2:
@@ -498,18 +620,47 @@ class Orchestrator:
             await self._reply_error(slot.identity, "wrong_node", f"slot {slot.slot_id} runs {node_id!r}")
             return
         status = self.nodes[node_id]
+        journal = self.journals[node_id]
         events = msg["events"]
         last = events[-1][0]
-        if last <= status.last_seq:
-            return  # a resend of what we already have
+        stored = journal.last_seq
+        if last <= stored:  # a resend of what the journal already has: not stored or published again
+            self.duplicate_events += len(events)
+            slot.relayed_seq = max(slot.relayed_seq, last)
+            self._pending_acks[slot] = None  # re-ack, so the node can forget them
+            return
+        first = events[0][0]
+        if first <= stored:  # a resend overlapping what we have: keep (and publish) only the new part
+            self.duplicate_events += sum(1 for e in events if e[0] <= stored)
+            events = [e for e in events if e[0] > stored]
+            frame = codec.encode({**msg, "events": events})
+            first = events[0][0]
+        elif first != stored + 1:
+            log.warning(
+                "node %s: events %d..%d follow seq %d: a gap in its stream", node_id, first, last, stored
+            )
+        pack = self._pack_event
+        records = [(e[0], pack(e)) for e in events]
+        try:
+            if journal.policy.mode is FsyncMode.ALWAYS:  # fdatasync per frame: off the loop
+                await trio.to_thread.run_sync(journal.append_batch, records)
+            else:
+                journal.append_batch(records)
+        except (SequenceError, RecordTooLargeError) as exc:  # the child's fault: refuse the frame
+            self.invalid_messages += 1
+            log.warning("node %s: events not journaled: %s", node_id, exc)
+            await self._reply_error(slot.identity, "bad_events", str(exc))
+            return
+        # Any other JournalError propagates: relaying what cannot be stored would break exactly-once.
         self._publisher.publish(event_topic(node_id), frame)
         for listener in self.relay_listeners:
             listener(node_id, events)
         status.events += len(events)
         status.event_rate.add(trio.current_time(), len(events))
         status.last_seq = last
+        slot.relayed_seq = last
         self.relayed_events += len(events)
-        self._pending_acks[slot] = last  # sent after the current receive batch (see _recv_loop)
+        self._pending_acks[slot] = None  # acked after the current receive batch (see _recv_loop)
 
     def _on_heartbeat(self, slot: Slot, msg: dict) -> None:
         node_id = slot.node_id
@@ -531,6 +682,19 @@ class Orchestrator:
                 self._heartbeats.beat(node_id, now, timeout_s=self.config.startup_timeout_s)
         else:
             self._heartbeats.beat(node_id, now)
+
+
+_NEVER_ELAPSES_MS = 1e15  # a batch interval that never elapses: the journal never syncs on its own
+
+
+def _fdatasync_all(items: list[tuple[str, int]]) -> str | None:
+    """In a worker thread: fdatasync each fd; the first failure as text, or None."""
+    for node_id, fd in items:
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            return f"node {node_id}: {exc}"
+    return None
 
 
 async def _first_of(*waits) -> None:

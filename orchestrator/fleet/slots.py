@@ -33,6 +33,8 @@ class Slot:
     note: str | None = None  # why we signalled it, for the exit reason
     bye: str | None = None  # the reason the child gave in its bye
     cold: bool = False
+    relayed_seq: int = 0  # the newest event seq this child sent that is in the journal
+    acked_seq: int = 0  # the newest seq acked to this child
 
     @property
     def pid(self) -> int:
