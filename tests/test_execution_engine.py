@@ -1,6 +1,6 @@
 """ExecutionEngine: routing to venue clients, order events, NETTING/HEDGING positions, accounts.
 
-Runs in a real Kernel; the only stand-in is the venue adapter (``RecordingClient``), which
+Runs in a real Kernel; the only stand-in is the venue adapter (``RecordingVenue``), which
 records the commands routed to it and reports the venue events the test constructs.
 """
 
@@ -11,10 +11,8 @@ from decimal import Decimal
 import pytest
 
 from node.common.clock import TestClock
-from node.execution.client import ExecutionClient
 from node.execution.engine import ExecutionEngineError
-from node.execution.messages import SubmitOrder
-from node.model.enums import AccountType, LiquiditySide, OmsType, OrderSide, OrderStatus, PositionSide
+from node.model.enums import AccountType, OmsType, OrderSide, OrderStatus, PositionSide
 from node.model.events import (
     AccountBalance,
     AccountState,
@@ -26,76 +24,18 @@ from node.model.events import (
     PositionClosed,
     PositionOpened,
 )
-from node.model.identifiers import AccountId, PositionId, TradeId, Venue, VenueOrderId
+from node.model.identifiers import AccountId, PositionId, TradeId, Venue
 from node.model.instruments import default_fx_pair
 from node.model.objects import CURRENCIES, USD, Money, Price, Quantity
 from node.model.orders import OverfillError
 from node.system.kernel import Environment, Kernel, KernelConfig
 from node.trading.strategy import Strategy, StrategyConfig
+from tests.venue_support import RecordingVenue
 
 EURUSD = default_fx_pair("EUR/USD", "SIM")  # price precision 5, size precision 0, USD
 OTHER = default_fx_pair("EUR/USD", "OTHER")  # no client registered for venue OTHER
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 ACCOUNT = AccountId("SIM-001")
-
-
-class RecordingClient(ExecutionClient):
-    """A venue adapter: records commands, reports the venue events a test builds."""
-
-    def __init__(self, venue: str = "SIM") -> None:
-        super().__init__(venue, Venue(venue), AccountId(f"{venue}-001"))
-        self.submitted: list[SubmitOrder] = []
-        self.canceled: list = []
-        self.canceled_all: list = []
-        self.status_seen_at_submit: list[OrderStatus] = []
-        self._trade = 0
-
-    def submit_order(self, command) -> None:
-        self.submitted.append(command)
-        self.status_seen_at_submit.append(command.order.status)
-
-    def cancel_order(self, command) -> None:
-        self.canceled.append(command)
-
-    def cancel_all_orders(self, command) -> None:
-        self.canceled_all.append(command)
-
-    def accept(self, order, ts: int = 0) -> None:
-        self.emit(
-            OrderAccepted(
-                trader_id=order.trader_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                venue_order_id=VenueOrderId(f"V-{order.client_order_id}"),
-                account_id=self.account_id,
-                ts_event=ts,
-                ts_init=ts,
-            )
-        )
-
-    def fill(self, order, qty: int, px: str, commission: str = "0", ts: int = 0) -> None:
-        self._trade += 1
-        self.emit(
-            OrderFilled(
-                trader_id=order.trader_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                venue_order_id=VenueOrderId(f"V-{order.client_order_id}"),
-                account_id=self.account_id,
-                trade_id=TradeId(f"T-{self._trade}"),
-                order_side=order.side,
-                order_type=order.order_type,
-                last_qty=Quantity(qty, 0),
-                last_px=Price.from_str(px),
-                currency=USD,
-                commission=Money(commission, USD),
-                liquidity_side=LiquiditySide.TAKER,
-                ts_event=ts,
-                ts_init=ts,
-            )
-        )
 
 
 def _record(name: str):
@@ -148,7 +88,7 @@ class Setup:
         self.cache = self.kernel.cache
         self.cache.add_instrument(EURUSD)
         self.cache.add_instrument(OTHER)
-        self.client = RecordingClient()
+        self.client = RecordingVenue()
         self.kernel.exec_engine.register_client(self.client)
         self.strategy = RecordingStrategy()
         self.kernel.add_strategy(self.strategy)
@@ -213,7 +153,7 @@ def test_cancels_are_routed_to_the_venue_client():
 def test_registering_two_clients_for_one_venue_raises():
     s = Setup()
     with pytest.raises(ExecutionEngineError, match="already registered"):
-        s.kernel.exec_engine.register_client(RecordingClient())
+        s.kernel.exec_engine.register_client(RecordingVenue())
     assert s.kernel.exec_engine.client(Venue("SIM")) is s.client
 
 
@@ -407,7 +347,7 @@ def test_hedging_partial_fills_stay_on_their_position():
 
 def test_oms_type_is_per_venue_client():
     s = Setup(OmsType.NETTING)
-    hedged = RecordingClient("HEDGE")
+    hedged = RecordingVenue("HEDGE")
     s.kernel.exec_engine.register_client(hedged, oms_type=OmsType.HEDGING)
     instrument = default_fx_pair("EUR/USD", "HEDGE")
     s.cache.add_instrument(instrument)

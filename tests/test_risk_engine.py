@@ -11,17 +11,16 @@ from decimal import Decimal
 import pytest
 
 from node.common.clock import TestClock
-from node.execution.client import ExecutionClient
-from node.execution.messages import CancelOrder, SubmitOrder
 from node.model.data import QuoteTick
-from node.model.enums import LiquiditySide, OrderSide, OrderStatus, TradingState
-from node.model.events import OrderAccepted, OrderDenied, OrderFilled
-from node.model.identifiers import AccountId, InstrumentId, TradeId, Venue, VenueOrderId
+from node.model.enums import OrderSide, OrderStatus, TradingState
+from node.model.events import OrderDenied
+from node.model.identifiers import InstrumentId
 from node.model.instruments import CurrencyPair
 from node.model.objects import CURRENCIES, USD, Money, Price, Quantity
 from node.risk.engine import RiskConfig, TradingStateChanged
 from node.system.kernel import Environment, Kernel, KernelConfig
 from node.trading.strategy import Strategy
+from tests.venue_support import RecordingVenue
 
 SEC = 1_000_000_000
 EURUSD = CurrencyPair(
@@ -33,59 +32,6 @@ EURUSD = CurrencyPair(
     max_quantity=Quantity(1_000_000, 0),
 )
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
-
-
-class RecordingClient(ExecutionClient):
-    """A venue adapter that records commands and reports the events the test asks for."""
-
-    def __init__(self) -> None:
-        super().__init__("SIM", Venue("SIM"), AccountId("SIM-001"))
-        self.submitted: list[SubmitOrder] = []
-        self.canceled: list[CancelOrder] = []
-        self._trades = 0
-
-    def submit_order(self, command) -> None:
-        self.submitted.append(command)
-
-    def cancel_order(self, command) -> None:
-        self.canceled.append(command)
-
-    def accept(self, order) -> None:
-        self.emit(
-            OrderAccepted(
-                trader_id=order.trader_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                venue_order_id=VenueOrderId(f"V-{order.client_order_id}"),
-                account_id=self.account_id,
-                ts_event=0,
-                ts_init=0,
-            )
-        )
-
-    def fill(self, order, px: str) -> None:
-        self._trades += 1
-        self.emit(
-            OrderFilled(
-                trader_id=order.trader_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                venue_order_id=VenueOrderId(f"V-{order.client_order_id}"),
-                account_id=self.account_id,
-                trade_id=TradeId(f"T-{self._trades}"),
-                order_side=order.side,
-                order_type=order.order_type,
-                last_qty=order.quantity,
-                last_px=Price.from_str(px),
-                currency=USD,
-                commission=Money(0, USD),
-                liquidity_side=LiquiditySide.TAKER,
-                ts_event=0,
-                ts_init=0,
-            )
-        )
 
 
 class RecordingStrategy(Strategy):
@@ -102,7 +48,7 @@ class Setup:
         self.clock = TestClock(0)
         self.kernel = Kernel(Environment.BACKTEST, self.clock, KernelConfig(risk=RiskConfig(**risk)))
         self.kernel.cache.add_instrument(EURUSD)
-        self.client = RecordingClient()
+        self.client = RecordingVenue()
         self.kernel.exec_engine.register_client(self.client)
         self.strategy = RecordingStrategy()
         self.kernel.add_strategy(self.strategy)
@@ -252,7 +198,7 @@ def test_halted_denies_submits_but_lets_cancels_through():
 def test_reducing_allows_only_orders_that_reduce_the_position():
     s = Setup()
     entry = s.market(BUY, 100_000)
-    s.client.fill(entry, "1.10000")
+    s.client.fill(entry, None, "1.10000")
     assert s.kernel.portfolio.net_position(EURUSD.id) == Decimal(100_000)
 
     s.risk.set_trading_state(TradingState.REDUCING)
@@ -344,7 +290,7 @@ def test_reduce_only_order_for_a_closed_position_is_denied_not_flipped():
     from node.backtest.engine import BacktestEngine, BacktestEngineConfig
     from node.model.enums import OmsType, OrderSide
     from node.model.instruments import default_fx_pair
-    from node.model.objects import Money, Quantity
+    from node.model.objects import Quantity
     from node.persistence.generators import random_walk_quotes
     from node.trading.strategy import Strategy
 
