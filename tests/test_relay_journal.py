@@ -21,9 +21,13 @@ TIMEOUT = 60  # bounds a broken test on a loaded machine; never a speed assertio
 
 
 def journaled(orch: Orchestrator, node_id: str) -> list[list]:
-    return [
-        msgpack.unpackb(r.payload, raw=False) for r in read_journal(journal_path(orch.runtime_dir, node_id))
-    ]
+    """Every journaled event of ``node_id``: each record is one relayed evt frame, keyed by its last seq."""
+    events = []
+    for record in read_journal(journal_path(orch.runtime_dir, node_id)):
+        frame = msgpack.unpackb(record.payload, raw=False)
+        assert record.seq == frame["events"][-1][0]
+        events.extend(frame["events"])
+    return events
 
 
 def assert_complete(events: list[list]) -> None:

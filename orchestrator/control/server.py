@@ -174,10 +174,16 @@ def journal_history(runtime_dir, nodes: list[str], since: int = 0, limit: int = 
         try:
             for record in records:
                 first_kept[node] = 1
-                if len(out) >= limit:
-                    truncated = True
+                # A record is one relayed evt frame (its seq is the frame's last event's).
+                for event in msgpack.unpackb(record.payload, raw=False)["events"]:
+                    if event[0] < since:
+                        continue
+                    if len(out) >= limit:
+                        truncated = True
+                        break
+                    out.append([node, *event])
+                if truncated:
                     break
-                out.append([node, *msgpack.unpackb(record.payload, raw=False)])
         finally:
             records.close()
     return {"events": out, "first_kept": first_kept, "truncated": truncated}
