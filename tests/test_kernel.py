@@ -6,16 +6,15 @@ import pytest
 
 from node.common.clock import TestClock
 from node.common.component import ComponentAlreadyRegistered, ComponentState, ComponentStateChanged
-from node.execution.client import ExecutionClient
 from node.model.data import BarSpecification, BarType, QuoteTick
-from node.model.enums import AggregationSource, BarAggregation, LiquiditySide, OrderSide, PriceType
-from node.model.events import OrderFilled
-from node.model.identifiers import AccountId, ClientOrderId, TradeId, Venue, VenueOrderId
+from node.model.enums import AggregationSource, BarAggregation, OrderSide, PriceType
+from node.model.identifiers import ClientOrderId
 from node.model.instruments import default_fx_pair
-from node.model.objects import USD, Money, Price, Quantity
+from node.model.objects import Price, Quantity
 from node.system.kernel import Environment, Kernel, KernelConfig, KernelError
 from node.trading.actor import Actor
 from node.trading.strategy import Strategy, StrategyConfig
+from tests.venue_support import RecordingVenue
 
 SEC = 1_000_000_000
 MIN = 60 * SEC
@@ -26,34 +25,12 @@ BID_BARS = BarType(
 S = ComponentState
 
 
-class FillingClient(ExecutionClient):
-    def __init__(self) -> None:
-        super().__init__("SIM", Venue("SIM"), AccountId("SIM-001"))
-        self.submitted: list = []
+class FillingClient(RecordingVenue):
+    """The recording venue, filling every order in full at 1.10000 as soon as it arrives."""
 
     def submit_order(self, command) -> None:
-        self.submitted.append(command)
-        order = command.order
-        self.emit(
-            OrderFilled(
-                trader_id=order.trader_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                venue_order_id=VenueOrderId(f"V-{len(self.submitted)}"),
-                account_id=self.account_id,
-                trade_id=TradeId(f"T-{len(self.submitted)}"),
-                order_side=order.side,
-                order_type=order.order_type,
-                last_qty=order.quantity,
-                last_px=Price.from_str("1.10000"),
-                currency=USD,
-                commission=Money(0, USD),
-                liquidity_side=LiquiditySide.TAKER,
-                ts_event=0,
-                ts_init=0,
-            )
-        )
+        super().submit_order(command)
+        self.fill(command.order, None, "1.10000")
 
 
 class QuoteTrader(Strategy):
