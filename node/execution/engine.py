@@ -74,6 +74,11 @@ class ExecutionEngine(Component):
     def clients(self) -> list:
         return list(self._clients.values())
 
+    @property
+    def position_count(self) -> int:
+        """How many position ids were issued (the next is ``position_count + 1``)."""
+        return self._position_count
+
     def set_position_count(self, count: int) -> None:
         """Restore the position id counter (crash-only restart loads it from the store)."""
         self._position_count = count

@@ -12,6 +12,7 @@ A config file looks like ``configs/sandbox.toml``::
                                 # disconnection, post_stop, shutdown (seconds)
     [node.queues]               # capacity, data_capacity, data_overflow, stream_capacity
     [streaming]                 # patterns = [...]
+    [state]                     # path = "state/node.sqlite", synchronous = "full" | "normal"
     [[venues]]                  # sandbox: one simulated exchange each (as in a backtest)
     [[instruments]]
     [[data_clients]]            # type = "random_walk" | "replay" | a factory the host registered
@@ -82,6 +83,30 @@ class QueueConfig:
         object.__setattr__(self, "data_overflow", OverflowPolicy(self.data_overflow))
 
 
+STATE_SYNCHRONOUS = ("full", "normal", "extra")
+STATE_REQUIRED_PATTERNS = ("events.order.*", "events.account.*")
+"""Topics the state store is built from: a node with a store must stream them."""
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Where the node keeps its durable state (``node.persistence.store``), and how safely.
+
+    ``synchronous``: "full" (default) fsyncs every commit and survives a power cut; "normal"
+    survives a crash of the process (kill -9) but may lose the last commits on power loss.
+    """
+
+    path: Path
+    synchronous: str = "full"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        if self.synchronous not in STATE_SYNCHRONOUS:
+            raise ConfigError(
+                "state.synchronous", f"must be one of {', '.join(STATE_SYNCHRONOUS)}, got {self.synchronous!r}"
+            )
+
+
 @dataclass(frozen=True)
 class ClientSpec:
     """One client to build: the factory registered under ``factory`` is called with (name, config)."""
@@ -106,6 +131,7 @@ class TradingNodeConfig:
     stream_patterns: tuple[str, ...] = DEFAULT_STREAM_PATTERNS
     liveness_interval_s: float = 1.0
     backend: str = "asyncio"  # the event loop run() starts (run_async uses the host's)
+    state: StateConfig | None = None  # None: nothing survives the process (tests, throwaway runs)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "environment", Environment(self.environment))
@@ -187,6 +213,7 @@ def load_node_config(doc: dict, base_dir: Path | str = ".") -> TradingNodeConfig
     for i, pattern in enumerate(patterns):
         if not isinstance(pattern, str) or not pattern:
             raise ConfigError(f"streaming.patterns[{i}]", f"must be a non-empty string, got {pattern!r}")
+    state = _state_config(root.get("state", dict, None), base_dir, patterns)
     venues = tuple(
         VenueConfig.from_dict(v, f"venues[{i}]")
         for i, v in enumerate(_tables(root.get("venues", list, []), "venues"))
@@ -242,7 +269,27 @@ def load_node_config(doc: dict, base_dir: Path | str = ".") -> TradingNodeConfig
         stream_patterns=tuple(patterns),
         liveness_interval_s=liveness,
         backend=backend,
+        state=state,
     )
+
+
+def _state_config(table: dict | None, base_dir: Path, patterns: list) -> StateConfig | None:
+    if table is None:
+        return None
+    r = _Reader(table, "state")
+    path = r.get("path", str)
+    synchronous = r.get("synchronous", str, "full", choices=STATE_SYNCHRONOUS)
+    r.done()
+    if not path.strip():
+        raise ConfigError("state.path", "must name the node's state file, e.g. 'state/node.sqlite'")
+    missing = [p for p in STATE_REQUIRED_PATTERNS if p not in patterns]
+    if missing:
+        raise ConfigError(
+            "streaming.patterns",
+            f"a node with a [state] store is rebuilt from its order and account events: add {missing}",
+        )
+    full = Path(path)
+    return StateConfig(full if full.is_absolute() else base_dir / full, synchronous)
 
 
 def load_node_config_file(path: str | Path) -> TradingNodeConfig:
@@ -264,6 +311,7 @@ __all__ = [
     "ClientSpec",
     "NodeTimeouts",
     "QueueConfig",
+    "StateConfig",
     "TradingNodeConfig",
     "load_node_config",
     "load_node_config_file",

@@ -55,6 +55,8 @@ from node.live.errors import (
 )
 from node.live.loop_tasks import Liveness, TimerDriver
 from node.live.queues import KernelQueues
+from node.live.recorder import StateRecorder
+from node.live.recovery import RestoreReport, restore_node_state
 from node.live.sequences import NodeSequences
 from node.live.states import NodeFSM, NodeState, NodeTrigger
 from node.live.streaming import StreamingBus, StreamingPort
@@ -65,6 +67,10 @@ NODE_TOPIC = f"events.system.{NODE_COMPONENT_ID}"
 
 _ACTIVE = (NodeState.STARTING, NodeState.RUNNING)
 _LIVE = (NodeState.STARTING, NodeState.RUNNING, NodeState.STOPPING)
+
+
+def _discard(record) -> None:
+    """The stream sink of a node with a state store but no host listening."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +143,10 @@ class TradingNode:
         self._streams_scope: anyio.CancelScope | None = None
         self._stream_scope: anyio.CancelScope | None = None
         self._state_event: anyio.Event | None = None
+        # Durable state (config.state): opened and restored by build(); see node.live.recovery.
+        self.state_store = None
+        self.recorder: StateRecorder | None = None
+        self.restore_report: RestoreReport | None = None
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -180,6 +190,7 @@ class TradingNode:
             "liveness": self.liveness.stats(),
             "timers_fired": self.timers.fired,
             "commands": {"executed": self.inbox.executed, "failed": self.inbox.failed},
+            "durable_state": self.recorder.stats() if self.recorder is not None else None,
         }
 
     # -- registration (before build/run) --------------------------------------------------------
@@ -221,10 +232,29 @@ class TradingNode:
             self._fsm.trigger(NodeTrigger.BUILD)  # raises the specific refusal
         try:
             self._build()
+            if self.config.state is not None:
+                self._open_state(self.config.state)
         except BaseException:
             self._dispose_now("build failed")
             raise
         self._move(NodeTrigger.BUILD)
+
+    def _open_state(self, state_config) -> None:
+        """Start = recovery: open the store, put its state back, continue its event sequence."""
+        from node.persistence.store import SqliteStateStore  # only nodes with a store pay for sqlite3
+
+        store = SqliteStateStore(state_config.path, synchronous=state_config.synchronous.upper())
+        self.state_store = store
+        loaded = store.load()
+        self.recorder = StateRecorder(store, self.kernel, self.queues.exec_events, self.exec_clients)
+        self.restore_report = restore_node_state(self, loaded)
+        self._log.info(f"{self.restore_report.summary()} ({state_config.path})")
+        stream = self.stream
+        stream.resume_from(loaded.last_seq)
+        stream.recorder = self.recorder
+        stream.make_durable = self.recorder.commit
+        if stream.sink is None:  # commits ride on the stream task: run it even with nobody listening
+            stream.sink = _discard
 
     def _build(self) -> None:
         cache = self.kernel.cache
@@ -542,6 +572,8 @@ class TradingNode:
             except Exception as exc:
                 self._log.exception(f"disposing client {client.id} failed", exc)
         self.kernel.dispose()
+        if self.state_store is not None:
+            self.state_store.close()
         self._move(NodeTrigger.DISPOSE, reason)
         self._log.info(self.loop_report())
 

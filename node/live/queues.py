@@ -70,6 +70,10 @@ class KernelQueue:
     def __len__(self) -> int:
         return len(self._items)
 
+    def snapshot(self) -> tuple:
+        """The queued items, oldest first, without taking them (what a state commit records)."""
+        return tuple(self._items)
+
     def __bool__(self) -> bool:
         return bool(self._items)
 

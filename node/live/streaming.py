@@ -132,6 +132,14 @@ class StreamingPort:
         self.sink_errors = 0
         self._delivered_event: anyio.Event | None = None
         self._room_event: anyio.Event | None = None
+        # Durability (``node.live.recorder``): ``recorder(seq, topic, type_name, msg, data)`` sees
+        # every message at publish; ``make_durable()`` must have returned before a message is
+        # handed to the sink. ``_durable_seq`` is the last seq made durable, ``_handed_seq`` the
+        # last one handed over: one int compare per message decides whether to commit.
+        self.recorder: Callable[[int, str, str, Any, Any], None] | None = None
+        self.make_durable: Callable[[], None] | None = None
+        self._durable_seq = 0
+        self._handed_seq = 0
 
     @property
     def sink(self) -> Sink | RecordSink | None:
@@ -167,8 +175,12 @@ class StreamingPort:
             data = to_dict() if to_dict is not None else to_plain(msg)
         except TypeError:
             data = {"repr": repr(msg)}
+        type_name = type(msg).__name__
+        recorder = self.recorder
+        if recorder is not None:
+            recorder(seq, topic, type_name, msg, data)
         try:
-            queue.put_nowait(self._record(seq, topic, type(msg).__name__, data))
+            queue.put_nowait(self._record(seq, topic, type_name, data))
         except QueueFull:  # the queue never drops (BLOCK): full is the host's sink not keeping up
             raise StreamOverflow(
                 f"the external stream buffer is full ({queue.capacity} messages): the host's sink "
@@ -186,6 +198,17 @@ class StreamingPort:
             if self._room_event is None:
                 self._room_event = anyio.Event()
             await self._room_event.wait()
+
+    def resume_from(self, seq: int) -> None:
+        """Number the next message ``seq + 1`` (a restarted node continues its stored sequence)."""
+        if type(seq) is not int or seq < 0:
+            raise ValueError(f"the stream seq to resume from must be an int >= 0, got {seq!r}")
+        self.seq = self._durable_seq = self._handed_seq = seq
+
+    def _ensure_durable(self) -> None:
+        """Commit everything published so far (called before handing a not yet durable message)."""
+        self.make_durable()
+        self._durable_seq = self.seq
 
     # -- the streaming task ---------------------------------------------------------------------
 
@@ -208,6 +231,10 @@ class StreamingPort:
                 return
             handed = 0
             while True:
+                if self.make_durable is not None:
+                    self._handed_seq += 1
+                    if self._handed_seq > self._durable_seq:
+                        self._ensure_durable()  # a failure here is fatal: see _run_stream
                 try:
                     result = sink(item)
                     # ``is not None`` first: the common sync sink returns None, and

@@ -59,6 +59,20 @@ def caused_by_invalid_data(exc: BaseException | None) -> bool:
     return False
 
 
+def is_state_problem(exc: BaseException) -> bool:
+    """A build error of the node's durable state (corrupt, locked, unusable) that a restart won't fix."""
+    from node.live.recovery import StateRestoreError
+    from node.persistence.store.errors import StateStoreError
+
+    return isinstance(exc, StateStoreError | StateRestoreError)
+
+
+def state_ending(node: str, exc: BaseException) -> Ending:
+    """The ending for a node whose state store cannot be used: fail fast, naming the file."""
+    message = f"node {node!r}: its durable state cannot be used: {exc}"
+    return Ending(ChildExit.CONFIG, message, (error_codes.STATE, message))
+
+
 def config_ending(node: str, exc: BaseException) -> Ending:
     """The ending for a config the node cannot be built from."""
     message = f"node {node!r}: invalid config: {exc}"

@@ -1,8 +1,10 @@
 """The node's stream -> ``evt`` batches for the parent, kept until the parent acks them.
 
-**Numbering.** The node numbers its stream from 1 on every run; the wire seq is
-``resume_after + node seq``, so a restarted node (assigned with the last seq the parent has)
-keeps the sequence growing. ``ts`` is the event's ``ts_event`` when it has one, else the time the
+**Numbering.** A node without a state store numbers its stream from 1 on every run; the wire
+seq is then ``resume_after + node seq``, so a restarted node (assigned with the last seq the
+parent has) keeps the sequence growing. A node with a state store continues its own stored
+sequence (``offset=0``), and the child first resends, from the store's outbox, whatever the parent
+has not journaled (``orchestrator.child.resend``). ``ts`` is the event's ``ts_event`` when it has one, else the time the
 wire event was built (at publish, or when a dict was handed to :meth:`EventOutbox.sink`).
 
 **One object per event.** The outbox is itself the node's stream sink, in the node's record form
@@ -76,13 +78,16 @@ class EventOutbox:
         resume_after: int,
         max_unacked: int = DEFAULT_MAX_UNACKED,
         warn: Callable[[str], None] | None = None,
+        offset: int | None = None,
     ) -> None:
         if type(max_unacked) is not int or max_unacked < 1:
             raise ValueError(f"max_unacked must be an int >= 1, got {max_unacked!r}")
         self.node = node
         self.incarnation = incarnation
         self.max_unacked = max_unacked
-        self._offset = resume_after
+        # wire seq = offset + node seq: the parent's last seq for a node that numbers from 1 on
+        # every run; 0 for a node with a state store, whose stream continues its stored sequence.
+        self._offset = resume_after if offset is None else offset
         self._warn = warn
         self._unsent: deque[list] = deque()  # wire events, not yet sent
         # Sent, waiting for an ack: whole batches (non-empty lists of events in seq order), so a

@@ -58,12 +58,20 @@ from orchestrator.child.commands import (
     UnknownCommand,
     node_command,
 )
-from orchestrator.child.ending import Ending, config_ending, is_config_problem, node_ending
+from orchestrator.child.ending import (
+    Ending,
+    config_ending,
+    is_config_problem,
+    is_state_problem,
+    node_ending,
+    state_ending,
+)
 from orchestrator.child.futures import wait_future
 from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog, pnl_micros
 from orchestrator.child.log import ChildLog
 from orchestrator.child.logfile import NodeLogFile
 from orchestrator.child.outbox import EventOutbox, InvalidAck
+from orchestrator.child.resend import StateBehindJournal, resend_unacked
 from orchestrator.process.exit_codes import ChildExit
 from orchestrator.protocol import (
     ProtocolError,
@@ -198,20 +206,39 @@ class ChildSession:
             assignment.resume_after,
             self._options.max_unacked,
             warn=self._log.write,
+            offset=0 if config.state is not None else None,  # a stored sequence is absolute
         )
         try:
             # The outbox itself, not outbox.sink: it is a RecordSink (one list per event; see outbox).
             node = TradingNode(config, stream_sink=outbox)
-            node.build()
+            node.build()  # with a state store: start = recovery (node.live.recovery)
         except Exception as exc:
             if is_config_problem(exc):
                 return config_ending(name, exc)
+            if is_state_problem(exc):
+                self._log.write(str(exc))
+                return state_ending(name, exc)
             self._log.exception(f"node {name!r} could not be built", exc)
             return Ending(ChildExit.FAILED, f"node {name!r} could not be built: {type(exc).__name__}: {exc}")
         self._node, self._outbox = node, outbox
         pacer = HeartbeatPacer(self._options.heartbeat_interval_s, config.liveness_interval_s)
         node.liveness.add_listener(pacer.on_tick)
         self._nursery.start_soon(outbox.pump, self._send_frame)
+        if node.recorder is not None:
+            try:
+                resent = await resend_unacked(
+                    outbox,
+                    node.state_store,
+                    node.restore_report.last_seq,
+                    assignment.resume_after,
+                    self._log.write,
+                )
+            except StateBehindJournal as exc:
+                self._log.write(str(exc))
+                node.dispose()
+                return state_ending(name, exc)
+            if resent:
+                self._log.write(f"resending {resent} events the parent had not journaled")
         self._nursery.start_soon(self._send_heartbeats, pacer, node)
         self._nursery.start_soon(self._announce_state_changes, pacer, node)
         async with trio.open_nursery() as node_nursery:
@@ -443,6 +470,13 @@ class ChildSession:
             outbox.ack(msg["seq"])
         except InvalidAck as exc:
             await self._refuse(error_codes.INVALID_FIELD, str(exc))
+            return
+        recorder = self._node.recorder if self._node is not None else None
+        if recorder is not None and not recorder.store.closed:
+            # Journaled by the parent: no need to resend after a restart. (After the node is
+            # disposed the store is closed; those last rows are resent once and dropped as
+            # duplicates by seq.)
+            recorder.ack(msg["seq"])
 
     async def _on_cmd(self, msg: dict) -> None:
         self.commands += 1

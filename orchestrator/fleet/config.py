@@ -18,6 +18,14 @@ from orchestrator.journal.journal import journal_path
 from orchestrator.supervision.policy import RestartPolicy, RestartType
 
 DEFAULT_JOURNAL_FSYNC = "batch"  # fdatasync every 20 ms at most; acks wait for it
+NODE_STATE_MODES = ("full", "normal", "off")
+DEFAULT_NODE_STATE = "full"
+
+
+def state_path(runtime_dir: str | Path, node_id: str) -> Path:
+    """``<runtime_dir>/state/<node_id>.sqlite``: the node's durable state store."""
+    journal_path("/", node_id)  # the same file-name rules as the journal (raises ValueError)
+    return Path(runtime_dir) / "state" / f"{node_id}.sqlite"
 
 
 class FleetConfigError(ValueError):
@@ -60,6 +68,8 @@ class OrchestratorConfig:
     # When each node's event journal is fdatasync'ed: "always" | "batch" | "batch:<ms>" | "never"
     # (see orchestrator.journal.policy and docs/configuration.md for what each risks).
     journal_fsync: str = DEFAULT_JOURNAL_FSYNC
+    # Each node's state store: "full" (fsync per commit), "normal" (survives kill -9 only) or "off".
+    node_state: str = DEFAULT_NODE_STATE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runtime_dir", Path(self.runtime_dir))
@@ -91,10 +101,21 @@ class OrchestratorConfig:
             FsyncPolicy.parse(self.journal_fsync)
         except (TypeError, ValueError) as exc:
             raise FleetConfigError(f"journal_fsync: {exc}") from None
+        if self.node_state not in NODE_STATE_MODES:
+            raise FleetConfigError(
+                f"node_state must be one of {', '.join(NODE_STATE_MODES)}, got {self.node_state!r}"
+            )
         ids = [n.node_id for n in self.nodes]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise FleetConfigError(f"duplicate node ids: {', '.join(duplicates)}")
+
+    def node_doc(self, spec: NodeSpec) -> dict:
+        """The node's document as assigned: with a ``[state]`` table unless it has one or state is off."""
+        if self.node_state == "off" or "state" in spec.doc:
+            return spec.doc
+        state = {"path": str(state_path(self.runtime_dir, spec.node_id)), "synchronous": self.node_state}
+        return {**spec.doc, "state": state}
 
     def node(self, node_id: str) -> NodeSpec:
         for spec in self.nodes:

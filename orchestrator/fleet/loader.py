@@ -17,6 +17,8 @@ from orchestrator.fleet.config import (
     DEFAULT_JOURNAL_FSYNC,
     DEFAULT_LOG_BACKUPS,
     DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_NODE_STATE,
+    NODE_STATE_MODES,
     FleetConfigError,
     NodeSpec,
     OrchestratorConfig,
@@ -80,6 +82,7 @@ def fleet_from_dict(doc: dict, base_dir: Path) -> OrchestratorConfig:
         "log_max_bytes": o.positive("log_max_bytes", int, DEFAULT_LOG_MAX_BYTES),
         "log_backups": o.positive("log_backups", int, DEFAULT_LOG_BACKUPS),
         "journal_fsync": o.get("journal_fsync", str, DEFAULT_JOURNAL_FSYNC),
+        "node_state": o.get("node_state", str, DEFAULT_NODE_STATE, choices=NODE_STATE_MODES),
     }
     o.done()
     settings["runtime_dir"] = _resolve_runtime_dir(str(settings["runtime_dir"]), base_dir)

@@ -56,6 +56,7 @@ from orchestrator.journal import (
 )
 from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
+from orchestrator.protocol.codec import EvtBatch
 from orchestrator.protocol.errors import ProtocolError
 from orchestrator.supervision.exit_reason import ExitReason, Intent, classify_exit
 from orchestrator.supervision.heartbeat import HeartbeatMonitor
@@ -365,7 +366,7 @@ class Orchestrator:
         self._node_slot[status.node] = slot
         self._heartbeats.beat(status.node, trio.current_time(), timeout_s=self.config.startup_timeout_s)
         self._announce(status, cold=cold)
-        config = {"doc": spec.doc, "base_dir": str(spec.base_dir)}
+        config = {"doc": self.config.node_doc(spec), "base_dir": str(spec.base_dir)}
         await self._send(slot, messages.assign(status.node, status.incarnation, config, status.last_seq))
 
     def _move(self, status: NodeStatus, transition: Transition, **extra) -> None:
@@ -573,7 +574,9 @@ class Orchestrator:
             return
         identity, frame = frames
         try:
-            msg = codec.decode(frame)
+            # An evt frame comes back as an EvtBatch: envelope and seq range checked, events not
+            # decoded (the relay forwards them as received; see codec.decode_relay for the boundary).
+            msg = codec.decode_relay(frame)
         except ProtocolError as exc:
             self.invalid_messages += 1
             log.warning("invalid message from %r: %s", identity, exc)
@@ -586,10 +589,11 @@ class Orchestrator:
                 identity, "unknown_peer", "this orchestrator did not start a child with that id"
             )
             return
+        if type(msg) is EvtBatch:
+            await self._on_events(slot, msg)
+            return
         kind = msg["k"]
-        if kind == "evt":
-            await self._on_events(slot, msg, frame)
-        elif kind == "hb":
+        if kind == "hb":
             self._on_heartbeat(slot, msg)
         elif kind == "reply":
             waiter = self._replies.get(msg["id"])
@@ -612,28 +616,41 @@ class Orchestrator:
         except (PeerUnreachableError, zmq.ZMQError):
             pass
 
-    async def _on_events(self, slot: Slot, msg: dict, frame: bytes) -> None:
+    async def _on_events(self, slot: Slot, batch: EvtBatch) -> None:
+        """Journal, publish and (later) ack one evt frame; its events are not decoded on this path.
+
+        What is used comes from what ``codec.decode_relay`` checked: node, incarnation, the first
+        and last seq (ints, strictly increasing within the frame) and the event count. The frame is
+        journaled and published as received. Only an overlapping resend, which must be cut, is
+        decoded in full (and so validated to the last event body).
+        """
         node_id = slot.node_id
-        if node_id != msg["node"] or slot.incarnation != msg["incarnation"]:
+        if node_id != batch.node or slot.incarnation != batch.incarnation:
             self.invalid_messages += 1
             await self._reply_error(slot.identity, "wrong_node", f"slot {slot.slot_id} runs {node_id!r}")
             return
         status = self.nodes[node_id]
         journal = self.journals[node_id]
-        events = msg["events"]
-        last = events[-1][0]
+        frame, first, last, count = batch.frame, batch.first, batch.last, batch.count
         stored = journal.last_seq
         if last <= stored:  # a resend of what the journal already has: not stored or published again
-            self.duplicate_events += len(events)
+            self.duplicate_events += count
             slot.relayed_seq = max(slot.relayed_seq, last)
             self._pending_acks[slot] = None  # re-ack, so the node can forget them
             return
-        first = events[0][0]
+        events = None  # decoded only where needed: an overlapping resend, or relay listeners
         if first <= stored:  # a resend overlapping what we have: keep (and publish) only the new part
-            self.duplicate_events += sum(1 for e in events if e[0] <= stored)
-            events = [e for e in events if e[0] > stored]
+            try:
+                msg = batch.message()
+            except ProtocolError as exc:
+                self.invalid_messages += 1
+                log.warning("node %s: invalid resent events: %s", node_id, exc)
+                await self._reply_error(slot.identity, exc.code, str(exc))
+                return
+            events = [e for e in msg["events"] if e[0] > stored]
+            self.duplicate_events += count - len(events)
             frame = codec.encode({**msg, "events": events})
-            first = events[0][0]
+            first, count = events[0][0], len(events)
         elif first != stored + 1:
             log.warning(
                 "node %s: events %d..%d follow seq %d: a gap in its stream", node_id, first, last, stored
@@ -654,14 +671,27 @@ class Orchestrator:
             return
         # Any other JournalError propagates: relaying what cannot be stored would break exactly-once.
         self._publisher.publish(event_topic(node_id), frame)
-        for listener in self.relay_listeners:
-            listener(node_id, events)
-        status.events += len(events)
-        status.event_rate.add(trio.current_time(), len(events))
+        if self.relay_listeners:
+            self._tell_listeners(node_id, batch, events)
+        status.events += count
+        status.event_rate.add(trio.current_time(), count)
         status.last_seq = last
         slot.relayed_seq = last
-        self.relayed_events += len(events)
+        self.relayed_events += count
         self._pending_acks[slot] = None  # acked after the current receive batch (see _recv_loop)
+
+    def _tell_listeners(self, node_id: str, batch: EvtBatch, events: list | None) -> None:
+        """Hand the relayed events to ``relay_listeners`` (decoding the frame only for them)."""
+        if events is None:
+            try:
+                events = batch.message()["events"]
+            except ProtocolError as exc:  # relayed (its envelope was valid), but a body is not
+                log.warning(
+                    "node %s: events %d..%d not given to listeners: %s", node_id, batch.first, batch.last, exc
+                )
+                return
+        for listener in self.relay_listeners:
+            listener(node_id, events)
 
     def _on_heartbeat(self, slot: Slot, msg: dict) -> None:
         node_id = slot.node_id

@@ -1,0 +1,151 @@
+"""StateRecorder: writes the node's state and its event outbox to the state store, together.
+
+Crash-only (DESIGN.md section 2): a node killed at any instant restarts from what this wrote,
+through the ordinary start-up (``node.live.recovery``). Two rules make that safe:
+
+* **One transaction per commit holds everything**: the events streamed since the last commit
+  (outbox rows, with their sequence numbers), the order events and fills they carry (the orders
+  and positions are rebuilt from those), the last account states, every strategy's client order
+  id counter and saved state (``on_save``), the position id counter, the execution events
+  received but not yet applied, and the state of in-process venues (the sandbox's simulated
+  exchange, ``persists_state``). So after a crash, state, outbox and venue can never disagree:
+  an order is either in the node *and* at the venue, or in neither.
+* **Nothing leaves the process before it is durable**: the streaming port calls
+  :meth:`StateRecorder.commit` before it hands any not yet committed message to its sink
+  (``StreamingPort.make_durable``). Commits therefore group every message published between two
+  wake-ups of the stream task: under load one transaction carries many events.
+
+What is not recorded: market data, indicator values and other state a strategy does not return
+from ``on_save``; a strategy re-warms from fresh data after a restart. Venue state that changed
+without an event (the simulated exchange's last quote) is refreshed by the next quote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from node.model.events import AccountState, OrderEvent, OrderFilled
+from node.persistence.store import StateStore, encode_event
+
+NODE_NAMESPACE = "node"
+PENDING_EXEC_EVENTS = "pending_exec_events"
+VENUE_NAMESPACE = "venue."  # + the execution client's id
+ORDER_COUNTER = "orders."  # + the strategy id: its order factory's count
+POSITION_COUNTER = "positions"
+
+
+def pack_data(data: Any) -> bytes:
+    """The outbox payload of a streamed message: its ``data``, msgpack'ed (what is resent)."""
+    try:
+        return msgpack.packb(data, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        return msgpack.packb({"unencodable": f"{data!r:.200}", "error": str(exc)}, use_bin_type=True)
+
+
+def unpack_data(payload: bytes) -> Any:
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+
+
+class StateRecorder:
+    """Collects what the kernel publishes and commits it with the node's state (module docstring)."""
+
+    def __init__(self, store: StateStore, kernel, exec_events, exec_clients: list) -> None:
+        self.store = store
+        self._kernel = kernel
+        self._exec_events = exec_events  # the node's execution-event queue (KernelQueue)
+        self._exec_clients = exec_clients
+        self._pending: list[tuple[int, str, str, Any, Any]] = []
+        self._known_orders: set[str] = set()  # orders whose OrderInitialized is stored
+        self._counters: dict[str, int] = {}
+        self._strategy_states: dict[str, dict] = {}
+        self._blobs: dict[tuple[str, str], bytes] = {}
+        self.commits = 0
+        self.events_committed = 0
+
+    def restored(self, known_orders, counters, strategy_states, blobs) -> None:
+        """What the store already holds (after a restart), so unchanged values are not rewritten."""
+        self._known_orders = set(known_orders)
+        self._counters = dict(counters)
+        self._strategy_states = {k: dict(v) for k, v in strategy_states.items()}
+        self._blobs = {(ns, key): value for ns, values in blobs.items() for key, value in values.items()}
+
+    # -- publish side (the streaming port's recorder hook) ----------------------------------------
+
+    def __call__(self, seq: int, topic: str, type_name: str, msg: Any, data: Any) -> None:
+        self._pending.append((seq, topic, type_name, msg, data))
+
+    # -- commit ---------------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Write everything published since the last commit, with the state it changed."""
+        pending, self._pending = self._pending, []
+        kernel = self._kernel
+        with self.store.transaction() as tx:
+            for seq, topic, type_name, msg, data in pending:
+                if isinstance(msg, OrderEvent):
+                    self._record_order_event(tx, msg, type_name)
+                elif type(msg) is AccountState:
+                    tx.put_account_state(msg.account_id, encode_event(msg))
+                allocated = tx.next_seq()
+                if allocated != seq:
+                    raise RuntimeError(
+                        f"stream seq {seq} does not follow the store's sequence ({allocated}): "
+                        "the stream was renumbered without the store"
+                    )
+                tx.add_outbox(seq, topic, type_name, pack_data(data))
+            for strategy in kernel.strategies:
+                factory = strategy.order_factory
+                if factory is not None:
+                    self._counter(tx, ORDER_COUNTER + strategy.strategy_id, factory.count)
+                saved = strategy.save()
+                sid = str(strategy.strategy_id)
+                if saved != self._strategy_states.get(sid, {}):
+                    tx.put_strategy_state(sid, saved)
+                    self._strategy_states[sid] = dict(saved)
+            self._counter(tx, POSITION_COUNTER, kernel.exec_engine.position_count)
+            pending_events = [encode_event(e) for e in self._exec_events.snapshot()]
+            self._blob(tx, NODE_NAMESPACE, PENDING_EXEC_EVENTS, msgpack.packb(pending_events))
+            for client in self._exec_clients:
+                if getattr(client, "persists_state", False):
+                    namespace = VENUE_NAMESPACE + str(client.id)
+                    for key, value in client.state_blobs().items():
+                        self._blob(tx, namespace, key, value)
+        self.commits += 1
+        self.events_committed += len(pending)
+
+    def _record_order_event(self, tx, event: OrderEvent, type_name: str) -> None:
+        coid = event.client_order_id
+        if coid not in self._known_orders:
+            order = self._kernel.cache.order(coid)
+            if order is not None and type(event).__name__ != "OrderInitialized":
+                init = order.init_event
+                tx.append_order_event(coid, event.strategy_id, type(init).__name__, encode_event(init))
+            self._known_orders.add(coid)
+        payload = encode_event(event)
+        tx.append_order_event(coid, event.strategy_id, type_name, payload)
+        if type(event) is OrderFilled and event.position_id is not None:
+            tx.append_position_fill(event.position_id, payload)
+
+    def _counter(self, tx, name: str, value: int) -> None:
+        if self._counters.get(name) != value:
+            tx.set_counter(name, value)
+            self._counters[name] = value
+
+    def _blob(self, tx, namespace: str, key: str, value: bytes) -> None:
+        if self._blobs.get((namespace, key)) != value:
+            tx.put_blob(namespace, key, value)
+            self._blobs[(namespace, key)] = value
+
+    # -- the relay's side -------------------------------------------------------------------------
+
+    def ack(self, seq: int) -> None:
+        """The orchestrator journaled every event up to ``seq``: drop them from the outbox."""
+        self.store.ack_outbox(seq)
+
+    def stats(self) -> dict[str, int]:
+        return {"commits": self.commits, "events_committed": self.events_committed}
+
+
+__all__ = ["StateRecorder", "pack_data", "unpack_data"]
