@@ -822,3 +822,29 @@ def test_copy_of_a_closed_store_is_a_valid_backup(store, tmp_path):
     shutil.copy(store.path, backup)
     with SqliteStateStore(backup) as b:
         assert b.load() == before
+
+
+# -- forgetting what is closed ----------------------------------------------------------------------
+
+
+def test_forget_order_and_position_drop_only_their_own_rows(store):
+    with store.transaction() as tx:
+        for n in (1, 2):
+            tx.append_order_event(f"O-{n}", "S-1", "OrderInitialized", f"init {n}".encode())
+            tx.append_position_fill(f"P-{n}", f"fill {n}".encode())
+    with store.transaction() as tx:
+        tx.forget_order("O-1")
+        tx.forget_position("P-2")
+        tx.forget_order("O-unknown")  # nothing to drop is not an error
+    loaded = reopen(store).load()
+    assert list(loaded.orders) == ["O-2"]
+    assert [(f.position_id, f.payload) for f in loaded.position_fills] == [("P-1", b"fill 1")]
+
+
+def test_a_forget_rolled_back_with_its_transaction_keeps_the_rows(store):
+    with store.transaction() as tx:
+        tx.append_order_event("O-1", "S-1", "OrderInitialized", b"init")
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.forget_order("O-1")
+        raise RuntimeError("crash mid-transaction")
+    assert list(store.load().orders) == ["O-1"]

@@ -30,6 +30,7 @@ Threads: everything here runs on the loop's thread except ``state``, ``stats()``
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from concurrent.futures import Future
@@ -190,7 +191,17 @@ class TradingNode:
             "liveness": self.liveness.stats(),
             "timers_fired": self.timers.fired,
             "commands": {"executed": self.inbox.executed, "failed": self.inbox.failed},
-            "durable_state": self.recorder.stats() if self.recorder is not None else None,
+            "durable_state": self._durable_state_stats(),
+        }
+
+    def _durable_state_stats(self) -> dict | None:
+        if self.recorder is None:
+            return None
+        report = self.restore_report
+        return {
+            **self.recorder.stats(),
+            "path": str(self.config.state.path),
+            "restored": None if report is None else dataclasses.asdict(report),
         }
 
     # -- registration (before build/run) --------------------------------------------------------
@@ -252,7 +263,7 @@ class TradingNode:
         stream = self.stream
         stream.resume_from(loaded.last_seq)
         stream.recorder = self.recorder
-        stream.make_durable = self.recorder.commit
+        stream.make_durable = self.recorder.commit_async
         if stream.sink is None:  # commits ride on the stream task: run it even with nobody listening
             stream.sink = _discard
 
@@ -572,7 +583,9 @@ class TradingNode:
             except Exception as exc:
                 self._log.exception(f"disposing client {client.id} failed", exc)
         self.kernel.dispose()
-        if self.state_store is not None:
+        if self.recorder is not None:
+            self.recorder.close()
+        elif self.state_store is not None:  # opened, but the restore failed
             self.state_store.close()
         self._move(NodeTrigger.DISPOSE, reason)
         self._log.info(self.loop_report())

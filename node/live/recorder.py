@@ -10,10 +10,20 @@ through the ordinary start-up (``node.live.recovery``). Two rules make that safe
   received but not yet applied, and the state of in-process venues (the sandbox's simulated
   exchange, ``persists_state``). So after a crash, state, outbox and venue can never disagree:
   an order is either in the node *and* at the venue, or in neither.
-* **Nothing leaves the process before it is durable**: the streaming port calls
-  :meth:`StateRecorder.commit` before it hands any not yet committed message to its sink
+* **Nothing leaves the process before it is durable**: the streaming port awaits
+  :meth:`StateRecorder.commit_async` before it hands any not yet committed message to its sink
   (``StreamingPort.make_durable``). Commits therefore group every message published between two
   wake-ups of the stream task: under load one transaction carries many events.
+* **The kernel never waits on the disk**: a commit is gathered on the kernel loop (reading the
+  cache, strategies and venue at one instant, so it is consistent) and written, fsync included,
+  in a worker thread while the kernel goes on; what it publishes meanwhile goes in the next
+  commit. Only the stream waits for the write.
+
+**State, not history**: once an order is closed it is forgotten (its events are deleted from the
+store in the commit that closes it), and so is a closed position's fill list, keeping only what
+it realized, added up per instrument (``REALIZED_NAMESPACE``). The events themselves are kept by
+the orchestrator's journal. So a restart loads only what is live (open orders, open positions,
+balances, counters), and its cost does not grow with how long the node has traded.
 
 What is not recorded: market data, indicator values and other state a strategy does not return
 from ``on_save``; a strategy re-warms from fresh data after a restart. Venue state that changed
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
 import msgpack
 
 from node.model.events import AccountState, OrderEvent, OrderFilled
@@ -34,6 +45,7 @@ PENDING_EXEC_EVENTS = "pending_exec_events"
 VENUE_NAMESPACE = "venue."  # + the execution client's id
 ORDER_COUNTER = "orders."  # + the strategy id: its order factory's count
 POSITION_COUNTER = "positions"
+REALIZED_NAMESPACE = "realized"  # key: instrument id; value: {currency code: raw} of closed positions
 
 
 def pack_data(data: Any) -> bytes:
@@ -61,6 +73,9 @@ class StateRecorder:
         self._counters: dict[str, int] = {}
         self._strategy_states: dict[str, dict] = {}
         self._blobs: dict[tuple[str, str], bytes] = {}
+        self._realized: dict[str, dict[str, int]] = {}
+        self._acked = 0  # the highest seq the orchestrator acked, and the highest applied
+        self._acked_applied = 0
         self.commits = 0
         self.events_committed = 0
 
@@ -70,6 +85,9 @@ class StateRecorder:
         self._counters = dict(counters)
         self._strategy_states = {k: dict(v) for k, v in strategy_states.items()}
         self._blobs = {(ns, key): value for ns, values in blobs.items() for key, value in values.items()}
+        self._realized = {
+            key: msgpack.unpackb(value) for key, value in blobs.get(REALIZED_NAMESPACE, {}).items()
+        }
 
     # -- publish side (the streaming port's recorder hook) ----------------------------------------
 
@@ -78,42 +96,70 @@ class StateRecorder:
 
     # -- commit ---------------------------------------------------------------------------------
 
+    async def commit_async(self) -> None:
+        """Gather the commit on the kernel loop, write it in a worker thread (the loop goes on)."""
+        writes, events = self._gather()
+        await anyio.to_thread.run_sync(self._write, writes, events)
+
     def commit(self) -> None:
-        """Write everything published since the last commit, with the state it changed."""
+        """The same as :meth:`commit_async`, written on the calling thread."""
+        self._write(*self._gather())
+
+    def _gather(self) -> tuple[list[tuple], int]:
+        """Everything to write since the last commit, as (store method, args) pairs."""
         pending, self._pending = self._pending, []
         kernel = self._kernel
+        tx = _Writes()
+        orders: set = set()  # orders and positions this commit changed
+        positions: set = set()
+        for seq, topic, type_name, msg, data in pending:
+            if isinstance(msg, OrderEvent):
+                self._record_order_event(tx, msg, type_name)
+                orders.add(msg.client_order_id)
+                if type(msg) is OrderFilled and msg.position_id is not None:
+                    positions.add(msg.position_id)
+            elif type(msg) is AccountState:
+                tx.put_account_state(msg.account_id, encode_event(msg))
+            tx.outbox(seq, topic, type_name, pack_data(data))
+        if orders or positions:
+            self._forget_closed(tx, orders, positions)
+        for strategy in kernel.strategies:
+            factory = strategy.order_factory
+            if factory is not None:
+                self._counter(tx, ORDER_COUNTER + strategy.strategy_id, factory.count)
+            saved = strategy.save()
+            sid = str(strategy.strategy_id)
+            if saved != self._strategy_states.get(sid, {}):
+                tx.put_strategy_state(sid, saved)
+                self._strategy_states[sid] = dict(saved)
+        self._counter(tx, POSITION_COUNTER, kernel.exec_engine.position_count)
+        pending_events = [encode_event(e) for e in self._exec_events.snapshot()]
+        self._blob(tx, NODE_NAMESPACE, PENDING_EXEC_EVENTS, msgpack.packb(pending_events))
+        for client in self._exec_clients:
+            if getattr(client, "persists_state", False):
+                namespace = VENUE_NAMESPACE + str(client.id)
+                for key, value in client.state_blobs().items():
+                    self._blob(tx, namespace, key, value)
+        return tx.writes, len(pending)
+
+    def _write(self, writes: list[tuple], events: int) -> None:
+        """Apply gathered writes in one transaction, then the acks received meanwhile."""
         with self.store.transaction() as tx:
-            for seq, topic, type_name, msg, data in pending:
-                if isinstance(msg, OrderEvent):
-                    self._record_order_event(tx, msg, type_name)
-                elif type(msg) is AccountState:
-                    tx.put_account_state(msg.account_id, encode_event(msg))
-                allocated = tx.next_seq()
-                if allocated != seq:
-                    raise RuntimeError(
-                        f"stream seq {seq} does not follow the store's sequence ({allocated}): "
-                        "the stream was renumbered without the store"
-                    )
-                tx.add_outbox(seq, topic, type_name, pack_data(data))
-            for strategy in kernel.strategies:
-                factory = strategy.order_factory
-                if factory is not None:
-                    self._counter(tx, ORDER_COUNTER + strategy.strategy_id, factory.count)
-                saved = strategy.save()
-                sid = str(strategy.strategy_id)
-                if saved != self._strategy_states.get(sid, {}):
-                    tx.put_strategy_state(sid, saved)
-                    self._strategy_states[sid] = dict(saved)
-            self._counter(tx, POSITION_COUNTER, kernel.exec_engine.position_count)
-            pending_events = [encode_event(e) for e in self._exec_events.snapshot()]
-            self._blob(tx, NODE_NAMESPACE, PENDING_EXEC_EVENTS, msgpack.packb(pending_events))
-            for client in self._exec_clients:
-                if getattr(client, "persists_state", False):
-                    namespace = VENUE_NAMESPACE + str(client.id)
-                    for key, value in client.state_blobs().items():
-                        self._blob(tx, namespace, key, value)
+            for name, args in writes:
+                if name == "outbox":
+                    seq = args[0]
+                    allocated = tx.next_seq()
+                    if allocated != seq:
+                        raise RuntimeError(
+                            f"stream seq {seq} does not follow the store's sequence ({allocated}): "
+                            "the stream was renumbered without the store"
+                        )
+                    tx.add_outbox(*args)
+                else:
+                    getattr(tx, name)(*args)
         self.commits += 1
-        self.events_committed += len(pending)
+        self.events_committed += events
+        self._apply_acks()
 
     def _record_order_event(self, tx, event: OrderEvent, type_name: str) -> None:
         coid = event.client_order_id
@@ -128,6 +174,27 @@ class StateRecorder:
         if type(event) is OrderFilled and event.position_id is not None:
             tx.append_position_fill(event.position_id, payload)
 
+    def _forget_closed(self, tx, orders: set, positions: set) -> None:
+        """Drop what this commit closed (module docstring: state, not history)."""
+        cache = self._kernel.cache
+        for coid in orders:
+            order = cache.order(coid)
+            if order is None or order.is_closed:
+                tx.forget_order(coid)
+                self._known_orders.discard(coid)
+        for position_id in positions:
+            position = cache.position(position_id)
+            if position is None or not position.is_closed:
+                continue
+            tx.forget_position(position_id)
+            key = str(position.instrument_id)
+            realized = dict(self._realized.get(key, {}))
+            money = position.realized_pnl
+            code = money.currency.code
+            realized[code] = realized.get(code, 0) + money.raw
+            self._realized[key] = realized
+            tx.put_blob(REALIZED_NAMESPACE, key, msgpack.packb(realized))
+
     def _counter(self, tx, name: str, value: int) -> None:
         if self._counters.get(name) != value:
             tx.set_counter(name, value)
@@ -141,11 +208,45 @@ class StateRecorder:
     # -- the relay's side -------------------------------------------------------------------------
 
     def ack(self, seq: int) -> None:
-        """The orchestrator journaled every event up to ``seq``: drop them from the outbox."""
-        self.store.ack_outbox(seq)
+        """The orchestrator journaled every event up to ``seq``: they need no resend.
+
+        Only noted here (the loop must not wait on the store's lock while a commit writes); the
+        rows are deleted after the next commit, or when the store closes. Until then a restart
+        resends them and the orchestrator drops them as duplicates.
+        """
+        if seq > self._acked:
+            self._acked = seq
+
+    def _apply_acks(self) -> None:
+        acked = self._acked
+        if acked > self._acked_applied:
+            self.store.ack_outbox(acked)
+            self._acked_applied = acked
+
+    def close(self) -> None:
+        """Apply the last acks and close the store (the node is disposed)."""
+        if not self.store.closed:
+            try:
+                self._apply_acks()
+            finally:
+                self.store.close()
 
     def stats(self) -> dict[str, int]:
         return {"commits": self.commits, "events_committed": self.events_committed}
+
+
+class _Writes:
+    """A commit's writes, gathered on the kernel loop: the store's transaction methods, recorded."""
+
+    __slots__ = ("writes",)
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, tuple]] = []
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: self.writes.append((name, args))
 
 
 __all__ = ["StateRecorder", "pack_data", "unpack_data"]

@@ -5,9 +5,10 @@ a ``[state]`` store runs :func:`restore_node_state`; on a first start the store 
 does nothing. It runs in ``TradingNode.build()``, after the clients and strategies exist and before
 the event loop, and restores, in this order:
 
-1. orders, rebuilt by replaying each one's stored events (``Order.rebuild``);
-2. positions, rebuilt by replaying every stored fill in the order the node applied them, and the
-   position id counter;
+1. open orders, rebuilt by replaying each one's stored events (``Order.rebuild``);
+2. open positions, rebuilt by replaying their stored fills in the order the node applied them,
+   the position id counter, and what closed positions realized (``Portfolio.restore_realized``);
+   closed orders and positions are history, not state (``node.live.recorder``);
 3. accounts, from their last stored state;
 4. strategies: their client order id counters (so a new order never reuses an id the venue has
    seen) and their saved state (``on_load``);
@@ -37,9 +38,12 @@ from node.live.recorder import (
     ORDER_COUNTER,
     PENDING_EXEC_EVENTS,
     POSITION_COUNTER,
+    REALIZED_NAMESPACE,
     VENUE_NAMESPACE,
 )
 from node.model.account import Account
+from node.model.identifiers import InstrumentId
+from node.model.objects import Currency, Money
 from node.model.position import Position
 from node.persistence.store import LoadedState, decode_accounts, decode_event, decode_fills, rebuild_orders
 from node.persistence.store.errors import CodecError
@@ -93,6 +97,7 @@ def restore_node_state(node, loaded: LoadedState) -> RestoreReport:
     report.open_orders = sum(1 for o in orders.values() if o.is_open)
     _restore_positions(cache, fills, report)
     kernel.exec_engine.set_position_count(loaded.counters.get(POSITION_COUNTER, report.positions))
+    _restore_realized(kernel, loaded)
     for state in accounts.values():
         account = Account(state.account_id, state.account_type, state.base_currency)
         account.apply(state)
@@ -135,6 +140,19 @@ def _restore_positions(cache, fills, report: RestoreReport) -> None:
             cache.update_position(position)
         cache.add_position_id(fill.client_order_id, fill.position_id)
     report.open_positions = len(cache.positions_open())
+
+
+def _restore_realized(kernel, loaded: LoadedState) -> None:
+    for instrument_id, packed in loaded.blobs.get(REALIZED_NAMESPACE, {}).items():
+        try:
+            realized = msgpack.unpackb(packed)
+            iid = InstrumentId.from_str(instrument_id)
+            for code, raw in realized.items():
+                kernel.portfolio.restore_realized(iid, Money.from_raw(raw, Currency.from_str(code)))
+        except (ValueError, TypeError, AttributeError, msgpack.UnpackException) as exc:
+            raise StateRestoreError(
+                f"the stored realized PnL of {instrument_id} cannot be read: {exc}"
+            ) from exc
 
 
 def _requeue_pending(node, loaded: LoadedState, report: RestoreReport) -> None:

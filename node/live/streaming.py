@@ -133,11 +133,11 @@ class StreamingPort:
         self._delivered_event: anyio.Event | None = None
         self._room_event: anyio.Event | None = None
         # Durability (``node.live.recorder``): ``recorder(seq, topic, type_name, msg, data)`` sees
-        # every message at publish; ``make_durable()`` must have returned before a message is
-        # handed to the sink. ``_durable_seq`` is the last seq made durable, ``_handed_seq`` the
+        # every message at publish; ``await make_durable()`` must have returned before a message
+        # is handed to the sink. ``_durable_seq`` is the last seq made durable, ``_handed_seq`` the
         # last one handed over: one int compare per message decides whether to commit.
         self.recorder: Callable[[int, str, str, Any, Any], None] | None = None
-        self.make_durable: Callable[[], None] | None = None
+        self.make_durable: Callable[[], Awaitable[None]] | None = None
         self._durable_seq = 0
         self._handed_seq = 0
 
@@ -205,10 +205,15 @@ class StreamingPort:
             raise ValueError(f"the stream seq to resume from must be an int >= 0, got {seq!r}")
         self.seq = self._durable_seq = self._handed_seq = seq
 
-    def _ensure_durable(self) -> None:
-        """Commit everything published so far (called before handing a not yet durable message)."""
-        self.make_durable()
-        self._durable_seq = self.seq
+    async def _ensure_durable(self) -> None:
+        """Commit everything published so far (before handing a message that is not durable yet).
+
+        The kernel goes on meanwhile (the commit's disk write runs in a thread); what it
+        publishes during the commit goes into the next one.
+        """
+        upto = self.seq
+        await self.make_durable()
+        self._durable_seq = upto
 
     # -- the streaming task ---------------------------------------------------------------------
 
@@ -234,7 +239,10 @@ class StreamingPort:
                 if self.make_durable is not None:
                     self._handed_seq += 1
                     if self._handed_seq > self._durable_seq:
-                        self._ensure_durable()  # a failure here is fatal: see _run_stream
+                        if handed:
+                            self._settle(handed)
+                            handed = 0
+                        await self._ensure_durable()  # a failure propagates: the node stops
                 try:
                     result = sink(item)
                     # ``is not None`` first: the common sync sink returns None, and

@@ -3,6 +3,11 @@
 Everything here is computed on request from the cache (positions, accounts, latest prices)
 rather than updated on every tick: a backtest asks for it once per equity sample, a
 strategy when it needs it, and the per-tick path stays free of PnL arithmetic.
+
+Realized PnL of positions closed before a restart: a node with a state store forgets a closed
+position (its fills are history, kept in the orchestrator's journal) and keeps only what it
+realized, per instrument; :meth:`Portfolio.restore_realized` adds that back as a baseline, so
+the PnL a node reports carries on across restarts.
 """
 
 from __future__ import annotations
@@ -18,6 +23,15 @@ class Portfolio(Component):
     def __init__(self, msgbus, cache, clock, logger=None) -> None:
         super().__init__("Portfolio", clock=clock, logger=logger, msgbus=msgbus)
         self._cache = cache
+        self._realized_before: dict = {}  # instrument id -> Money realized by forgotten positions
+
+    def restore_realized(self, instrument_id, money: Money) -> None:
+        """Add ``money`` (realized by positions closed before a restart) to the instrument's PnL."""
+        before = self._realized_before.get(instrument_id)
+        self._realized_before[instrument_id] = money if before is None else before + money
+
+    def on_reset(self) -> None:
+        self._realized_before.clear()
 
     def account(self, venue):
         return self._cache.account_for_venue(venue)
@@ -47,14 +61,14 @@ class Portfolio(Component):
         return total
 
     def realized_pnl(self, instrument_id) -> Money | None:
-        total = None
+        total = self._realized_before.get(instrument_id)
         for position in self._cache.positions(instrument_id):
             total = position.realized_pnl if total is None else total + position.realized_pnl
         return total
 
     def _sum_by_currency(self, fn, venue=None) -> dict:
         out: dict = {}
-        ids = {p.instrument_id for p in self._cache.positions()}
+        ids = {p.instrument_id for p in self._cache.positions()} | self._realized_before.keys()
         for iid in sorted(ids):
             if venue is not None and iid.venue != venue:
                 continue

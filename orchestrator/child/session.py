@@ -472,10 +472,7 @@ class ChildSession:
             await self._refuse(error_codes.INVALID_FIELD, str(exc))
             return
         recorder = self._node.recorder if self._node is not None else None
-        if recorder is not None and not recorder.store.closed:
-            # Journaled by the parent: no need to resend after a restart. (After the node is
-            # disposed the store is closed; those last rows are resent once and dropped as
-            # duplicates by seq.)
+        if recorder is not None:  # journaled by the parent: no resend after a restart
             recorder.ack(msg["seq"])
 
     async def _on_cmd(self, msg: dict) -> None:

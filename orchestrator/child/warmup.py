@@ -38,6 +38,7 @@ WARM_MODULES = (
     "node.live.random_walk",
     "node.live.replay",
     "node.persistence.loaders",
+    "node.persistence.store",
     "node.backtest.config",
     "node.backtest.exchange",
     "node.model.errors",

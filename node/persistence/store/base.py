@@ -130,6 +130,14 @@ class StateTransaction(ABC):
         """Record a fill against a position (positions are rebuilt by replaying fills in order)."""
 
     @abstractmethod
+    def forget_order(self, client_order_id: str) -> None:
+        """Drop a closed order's events: it is no longer state (its history is in the journal)."""
+
+    @abstractmethod
+    def forget_position(self, position_id: str) -> None:
+        """Drop a closed position's fills (keep what it realized elsewhere, e.g. a counter)."""
+
+    @abstractmethod
     def put_account_state(self, account_id: str, payload: bytes) -> None:
         """Replace the last known state of an account."""
 

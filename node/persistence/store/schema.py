@@ -6,9 +6,10 @@ a newer file is refused instead of misread.
 
 Tables:
 
-* ``order_events``: every order event, one row each; ``id`` (AUTOINCREMENT, never reused) gives the
+* ``order_events``: every event of every order still in the node's state (a closed order is
+  forgotten: its history lives in the orchestrator's journal), one row each; ``id`` (AUTOINCREMENT, never reused) gives the
   append order, which is the replay order.
-* ``position_fills``: fills as applied to positions, in node-wide order (netting may reuse a
+* ``position_fills``: fills as applied to open positions (a closed one is forgotten), in node-wide order (netting may reuse a
   position id for successive round trips, so the order across orders matters).
 * ``accounts``: the last AccountState per account (a state replaces the previous one).
 * ``strategy_state``: ``on_save`` blobs, one row per (strategy, key).
@@ -36,6 +37,7 @@ CREATE TABLE position_fills (
     position_id TEXT NOT NULL,
     payload     BLOB NOT NULL
 );
+CREATE INDEX position_fills_by_position ON position_fills (position_id, id);
 CREATE TABLE accounts (
     account_id TEXT PRIMARY KEY,
     payload    BLOB NOT NULL

@@ -97,13 +97,14 @@ def _classify(path: Path, exc: sqlite3.Error) -> Exception:
 class _SqliteTransaction(StateTransaction):
     """One open write transaction; the store commits or rolls it back."""
 
-    __slots__ = ("_conn", "_closed", "_seq", "_allocated", "_outboxed")
+    __slots__ = ("_conn", "_closed", "_seq", "_allocated", "_allocated_set", "_outboxed")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._closed = False
         self._seq: int | None = None  # last seq allocated here; None until next_seq is called
         self._allocated: list[int] = []
+        self._allocated_set: set[int] = set()
         self._outboxed: set[int] = set()
 
     def _db(self) -> sqlite3.Connection:
@@ -130,6 +131,14 @@ class _SqliteTransaction(StateTransaction):
     def append_position_fill(self, position_id: str, payload: bytes) -> None:
         row = (_text("position_id", position_id), _bytes("payload", payload))
         self._db().execute("INSERT INTO position_fills (position_id, payload) VALUES (?, ?)", row)
+
+    def forget_order(self, client_order_id: str) -> None:
+        row = (_text("client_order_id", client_order_id),)
+        self._db().execute("DELETE FROM order_events WHERE client_order_id = ?", row)
+
+    def forget_position(self, position_id: str) -> None:
+        row = (_text("position_id", position_id),)
+        self._db().execute("DELETE FROM position_fills WHERE position_id = ?", row)
 
     def put_account_state(self, account_id: str, payload: bytes) -> None:
         row = (_text("account_id", account_id), _bytes("payload", payload))
@@ -172,11 +181,12 @@ class _SqliteTransaction(StateTransaction):
             self._seq = row[0] if row else 0
         self._seq += 1
         self._allocated.append(self._seq)
+        self._allocated_set.add(self._seq)
         return self._seq
 
     def add_outbox(self, seq: int, topic: str, event_type: str, payload: bytes) -> None:
         db = self._db()
-        if seq not in self._allocated:
+        if seq not in self._allocated_set:
             raise OutboxSequenceError(
                 f"outbox seq {seq!r} was not allocated by this transaction's next_seq() "
                 f"(allocated here: {self._allocated or 'none'})"
@@ -189,7 +199,10 @@ class _SqliteTransaction(StateTransaction):
 
     def _finish(self) -> None:
         """Before COMMIT: every allocated seq has its outbox entry; persist the last seq."""
-        missing = [s for s in self._allocated if s not in self._outboxed]
+        if len(self._outboxed) == len(self._allocated):
+            missing = []
+        else:
+            missing = [s for s in self._allocated if s not in self._outboxed]
         if missing:
             raise OutboxSequenceError(
                 f"seq {missing} allocated but never added to the outbox; that would leave a gap in the "
