@@ -389,3 +389,28 @@ async def test_an_event_too_large_or_unencodable_is_sent_with_its_data_replaced(
     assert events[3][4] == {}
     assert outbox.events_replaced == 2 and len(warnings) == 2 and outbox.buffered == 4
     assert outbox.ack(44) == 4 and outbox.all_acked
+
+
+@pytest.mark.trio
+async def test_a_repeated_command_id_is_carried_out_once_and_gets_the_first_reply(rundir, tmp_path):
+    with trio.fail_after(BOUND):
+        async with running_child(rundir, tmp_path) as parent:
+            await parent.send(assign_msg(sandbox_doc()))
+            await parent.expect("hb", lambda m: m["state"] == "RUNNING")
+            before = (await parent.command("c-s1", "status"))["result"]["commands"]["executed"]
+            stop = protocol.cmd("c-dup", NODE, "stop_strategy", {"strategy_id": "EMACross-000"})
+            await parent.send(stop)
+            await parent.send(stop)  # while the first is still being carried out
+            first = await parent.expect("reply", lambda m: m["id"] == "c-dup")
+            second = await parent.expect("reply", lambda m: m["id"] == "c-dup")
+            await parent.send(stop)  # long after
+            third = await parent.expect("reply", lambda m: m["id"] == "c-dup")
+            assert first == second == third == protocol.reply_ok("c-dup", "STOPPED")
+            status = (await parent.command("c-s2", "status"))["result"]
+            assert status["commands"]["executed"] == before + 1, "carried out once"
+            assert status["child"]["repeated_commands"] == 2
+            # A new id is a new command: the strategy is already stopped, and it says so.
+            again = await parent.command("c-new", "stop_strategy", strategy_id="EMACross-000")
+            assert again["id"] == "c-new"
+            await parent.send(protocol.cmd("c-stop", NODE, "stop", {}))
+            await parent.exited(ChildExit.OK)

@@ -71,6 +71,7 @@ from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog, pnl_mic
 from orchestrator.child.log import ChildLog
 from orchestrator.child.logfile import NodeLogFile
 from orchestrator.child.outbox import EventOutbox, InvalidAck
+from orchestrator.child.replies import ReplyCache
 from orchestrator.child.resend import StateBehindJournal, resend_unacked
 from orchestrator.process.exit_codes import ChildExit
 from orchestrator.protocol import (
@@ -160,6 +161,7 @@ class ChildSession:
         self.unexpected_messages = 0
         self.parent_errors = 0
         self.commands = 0
+        self._replies = ReplyCache()
         self._pnl_failed = False  # its failure is logged once, not at every heartbeat
 
     # -- the main task ----------------------------------------------------------------------------
@@ -393,14 +395,20 @@ class ChildSession:
         await self._sock.send_multipart((frame,))
 
     async def _send(self, msg: dict) -> None:
-        """Encode and send; a reply whose result cannot be encoded becomes a reply_error."""
+        """Encode and send; a reply whose result cannot be encoded becomes a reply_error.
+
+        A reply is kept by command id (``replies``) and also sent to the repeats that waited for it.
+        """
         try:
             frame = encode(msg)
         except ProtocolError as exc:
             if msg["k"] != kinds.REPLY:
                 raise
-            frame = encode(reply_error(msg["id"], f"the command's result cannot be sent: {exc}"))
-        await self._sock.send_multipart((frame,))
+            msg = reply_error(msg["id"], f"the command's result cannot be sent: {exc}")
+            frame = encode(msg)
+        copies = 1 + (self._replies.done(msg) if msg["k"] == kinds.REPLY else 0)
+        for _ in range(copies):
+            await self._sock.send_multipart((frame,))
 
     async def _refuse(self, code: str, message: str, ref: str | None = None) -> None:
         self.unexpected_messages += 1
@@ -478,6 +486,13 @@ class ChildSession:
     async def _on_cmd(self, msg: dict) -> None:
         self.commands += 1
         cmd_id, name, target, args = msg["id"], msg["name"], msg["node"], msg["args"]
+        replies = self._replies
+        if replies.reply_for(cmd_id) is not None or replies.is_pending(cmd_id):
+            first = replies.repeat(cmd_id)  # carried out once: the repeat gets the first reply
+            if first is not None:
+                await self._send(first)
+            return
+        replies.begin(cmd_id)
         if name == PING:
             await self._send(reply_ok(cmd_id, "pong"))
             return
@@ -558,6 +573,7 @@ class ChildSession:
             "unexpected_messages": self.unexpected_messages,
             "parent_errors": self.parent_errors,
             "commands": self.commands,
+            "repeated_commands": self._replies.repeats,
         }
         if self._outbox is not None:
             stats.update(self._outbox.stats())
