@@ -50,6 +50,7 @@ CASES = [
         "heartbeat_timeout_s",
     ),
     ("spares negative", "[orchestrator]\nspares = -1\n", "spares"),
+    ("node state unknown", '[orchestrator]\nnode_state = "fast"\n', "orchestrator.node_state"),
     ("spares a float", "[orchestrator]\nspares = 1.5\n", "orchestrator.spares"),
     ("stop timeout zero", "[orchestrator]\nstop_timeout_s = 0\n", "orchestrator.stop_timeout_s"),
     (

@@ -18,7 +18,8 @@ import pytest
 from test_live_parity import RISK, Observed, backtest, comparable
 from test_live_support import IID, INSTRUMENT, replay_node
 
-from node.live.config import StateConfig
+from node.backtest.config import ConfigError
+from node.live.config import StateConfig, load_node_config
 from node.live.node import TradingNode
 from node.live.recovery import StateRestoreError
 from node.model.events import OrderFilled
@@ -184,3 +185,43 @@ def test_stored_state_that_cannot_be_rebuilt_is_refused(tmp_path):
     with pytest.raises(StateRestoreError, match="cannot be rebuilt"):
         node.build()
     assert node.state.value == "DISPOSED"
+
+
+# -- the [state] table ------------------------------------------------------------------------------
+
+SANDBOX_DOC = {
+    "venues": [{"name": "SIM", "starting_balances": ["1000000 USD"]}],
+    "instruments": [{"id": IID}],
+    "strategies": [
+        {
+            "path": "node.strategies.ema_cross:EMACross",
+            "config": {"instrument_id": IID, "bar_type": f"{IID}-1-SECOND-MID-INTERNAL", "trade_size": 1000},
+        }
+    ],
+}
+
+
+def test_state_table_paths_are_relative_to_the_config_and_default_to_full_sync(tmp_path):
+    config = load_node_config({**SANDBOX_DOC, "state": {"path": "state/n.sqlite"}}, tmp_path)
+    assert config.state == StateConfig(tmp_path / "state" / "n.sqlite", "full")
+    assert load_node_config(SANDBOX_DOC, tmp_path).state is None  # no table: nothing is kept
+
+
+@pytest.mark.parametrize(
+    "doc, key, words",
+    [
+        ({"state": {}}, "state.path", "required"),
+        ({"state": {"path": " "}}, "state.path", "state file"),
+        ({"state": {"path": "s.db", "synchronous": "off"}}, "state.synchronous", "full"),
+        ({"state": {"path": "s.db", "fsync": True}}, "state", "fsync"),
+        (
+            {"state": {"path": "s.db"}, "streaming": {"patterns": ["events.system.*"]}},
+            "streaming.patterns",
+            "events.order.*",
+        ),
+    ],
+)
+def test_a_bad_state_table_is_refused_naming_the_key(tmp_path, doc, key, words):
+    with pytest.raises(ConfigError) as caught:
+        load_node_config({**SANDBOX_DOC, **doc}, tmp_path)
+    assert caught.value.key.startswith(key) and words in str(caught.value)
