@@ -30,14 +30,21 @@ submitted; the venue checks again when a queued, triggered or resting one execut
 account, against its net position) and cancels it with a reason if it would now open or increase
 a position — e.g. two closes queued for the same next bar open.
 
+Durable state (``venue_state.py``): ``snapshot()``/``restore()`` put the whole venue state in one
+blob; ``state_blobs()``/``restore_blobs()`` give the same state as keyed blobs whose per-call cost
+does not grow with the number of client order ids seen. Take either between venue calls (never
+from a handler of an event the venue is emitting), restore into a freshly built venue.
+
 Not simulated: FX conversion, order expiry (GTD/DAY behave as GTC: orders carry no expire time),
 latency, liquidation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
+from node.backtest import venue_state
 from node.backtest.account import Leg, Requirement, SimulatedAccount, commission_raw
 from node.backtest.execution_client import BacktestExecutionClient
 from node.backtest.matching import (
@@ -111,6 +118,7 @@ class SimulatedExchange:
         self._order_count = 0
         self._trade_count = 0
         self._last_reported = None
+        self._state_log = None  # venue_state.StateLog, made by the first state_blobs()
         self.exec_client = BacktestExecutionClient(self)
 
     # -- setup -----------------------------------------------------------------------------------
@@ -141,6 +149,11 @@ class SimulatedExchange:
         self._last_reported = state.balances
         self.exec_client.emit(state)
 
+    @property
+    def account_reported(self) -> bool:
+        """Whether the venue has reported its account yet (``initialize_account`` or since)."""
+        return self._last_reported is not None
+
     def reset(self) -> None:
         """Back to the starting state: no data, no orders, starting balances, counters from 1."""
         for book in self._books.values():
@@ -150,6 +163,32 @@ class SimulatedExchange:
         self._order_count = 0
         self._trade_count = 0
         self._last_reported = None
+        self._state_log = None
+
+    # -- durable state (venue_state.py) ----------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The whole venue state as bytes (cost grows with the client order ids seen)."""
+        return venue_state.snapshot(self)
+
+    def restore(self, data: bytes, orders: Mapping) -> None:
+        """Restore a ``snapshot()`` into this freshly built venue; ``orders``: client order id -> Order.
+
+        Raises ``VenueStateError`` for bytes that do not restore into this venue.
+        """
+        venue_state.restore(self, data, orders)
+        self._state_log = None
+
+    def state_blobs(self, full: bool = False) -> dict[str, bytes]:
+        """The venue state as ``{key: bytes}``: the core plus the seen-id chunks changed since the
+        last call (all of them if ``full``). Upsert every key returned; keep the others."""
+        if self._state_log is None:
+            self._state_log = venue_state.StateLog(self)
+        return self._state_log.blobs(full)
+
+    def restore_blobs(self, blobs: Mapping[str, bytes], orders: Mapping) -> None:
+        """Restore every key ``state_blobs()`` ever returned into this freshly built venue."""
+        self._state_log = venue_state.restore_blobs(self, blobs, orders)
 
     # -- queries ---------------------------------------------------------------------------------
 

@@ -26,8 +26,12 @@ the orchestrator's journal. So a restart loads only what is live (open orders, o
 balances, counters), and its cost does not grow with how long the node has traded.
 
 What is not recorded: market data, indicator values and other state a strategy does not return
-from ``on_save``; a strategy re-warms from fresh data after a restart. Venue state that changed
-without an event (the simulated exchange's last quote) is refreshed by the next quote.
+from ``on_save``; a strategy re-warms from fresh data after a restart. (The simulated venue does
+keep its last quote per instrument in its own state, so an order sent right after a restart
+fills as it would have.)
+
+A commit that fails (disk full, I/O error) is not retried: the error ends the stream task and
+with it the node, which restarts from the last commit that succeeded.
 """
 
 from __future__ import annotations

@@ -10,11 +10,19 @@ faithful to the backtest:
 * reconciliation reports the starting balances (``initialize_account``) before strategies start,
   as ``BacktestEngine.run`` does.
 
+Crash-only (``persists_state``): the venue dies with the node's process, so the node stores the
+venue's own state with each commit of its state store (``state_blobs()``: upsert every key it
+returns, keep the others; see ``node.backtest.venue_state``) and hands all stored keys back at
+start-up (``restore_state``), before reconciliation. A restored venue does not report its starting
+balances again: its account is already in the node's restored cache.
+
 :func:`register_sandbox_factories` puts the three sandbox factories on one node: ``"sandbox"``
 (exec, config: a ``VenueConfig``), ``"random_walk"`` and ``"replay"`` (data).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from node.backtest.exchange import SimulatedExchange
 from node.live.clients import ClientContext, LiveExecutionClient
@@ -27,12 +35,16 @@ from node.model.identifiers import InstrumentId, Venue
 class SandboxExecutionClient(LiveExecutionClient):
     """A SimulatedExchange driven in real time (see module docstring)."""
 
+    persists_state = True
+    """The node stores ``state_blobs()`` with each commit and calls ``restore_state`` at start-up."""
+
     def __init__(self, exchange: SimulatedExchange) -> None:
         inner = exchange.exec_client
         super().__init__(f"SANDBOX-{exchange.venue}", exchange.venue, inner.account_id)
         self.exchange = exchange
         self.oms_type = exchange.oms_type
         self._inner = inner
+        self.restored = False
         # The venue answers through its own client; route that to wherever the node bound us.
         inner.bind(self.emit)
         venue = exchange.venue
@@ -54,9 +66,30 @@ class SandboxExecutionClient(LiveExecutionClient):
     def market_data_hook(self):
         return self._process
 
+    def state_blobs(self, full: bool = False) -> dict[str, bytes]:
+        """The venue's state as ``{key: bytes}`` for this commit: the ``"exchange"`` core (always)
+        plus the seen-id chunks (``"seen.NNNNNN"``) changed since the previous call (every chunk if
+        ``full``, e.g. after a commit that failed). Store them all in one namespace, upserting."""
+        return self.exchange.state_blobs(full)
+
+    def restore_state(self, blobs: Mapping[str, bytes], orders: Mapping) -> None:
+        """Restore the venue from every key stored in its namespace; ``orders`` maps client order
+        id -> the node's restored ``Order``. No blobs (a first start): nothing to restore.
+
+        Raises ``node.backtest.venue_state.VenueStateError`` when the blobs do not restore into
+        this venue (corrupt, another version, config or instruments changed, an order missing).
+        """
+        if not blobs:
+            return
+        self.exchange.restore_blobs(blobs, orders)
+        self.restored = True
+
     async def reconcile_async(self) -> None:
-        # A fresh simulated venue has no orders; its account is reported as in a backtest.
-        self.exchange.initialize_account()
+        # A fresh simulated venue has no orders; its account is reported as in a backtest. A restored
+        # one reports nothing: the node's restored cache already holds what it last reported (unless
+        # it was stored before it ever reported, e.g. a kill during the first start-up).
+        if not self.restored or not self.exchange.account_reported:
+            self.exchange.initialize_account()
 
     def submit_order(self, command) -> None:
         self._inner.submit_order(command)
