@@ -1,40 +1,53 @@
-"""Relay throughput and latency: one node's events through the orchestrator to a subscriber process.
+"""Relay throughput and latency: node events through the orchestrator to a subscriber process.
 
 Run from the repository root (the child imports ``bench.relay_emitter`` from the orchestrator's
-cwd); one command, ~20 s:
+cwd); one command, ~35 s:
 
     .venv/bin/python bench/relay_throughput.py
 
 Options: ``--window S`` (measured seconds per case, default 5), ``--warmup S`` (default 1),
-``--rate N`` (events/s of the latency case, default 10000), ``--profile DIR`` (run ``py-spy record``
-on the orchestrator and on the node during the max-rate window, write their collapsed stacks to
-DIR and print where the time goes; needs ``py-spy`` on PATH or in the venv, and perturbs the
-figures, since the sampler needs CPU too).
+``--rate N`` (events/s of the latency case, default 10000), ``--full-decode`` (the orchestrator
+decodes and validates every event of every frame, as it did before ``codec.decode_relay``: for
+comparison), ``--profile DIR`` (run ``py-spy record`` on the orchestrator and on the child during
+the max-rate windows of (a) and (b), write their collapsed stacks to DIR and print where the time
+goes; needs ``py-spy`` on PATH or in the venv, and perturbs the figures, since the sampler needs
+CPU too).
 
-Three cases, each measured by the same reader code in a separate process (sync pyzmq: receive,
-``msgpack.unpackb`` every frame, count its events, check sequence numbers) over a fixed window
-that starts ``--warmup`` seconds after its first message:
+First, in this process: what checking one 64-event frame costs (``codec.decode`` against the
+relay's ``codec.decode_relay``), and the CPU per frame of the orchestrator's whole relay path for
+one frame (``Orchestrator._handle`` on pre-built frames: check, journal append, PUB publish; see
+``relay_path_cost``) with each. Then four cases, each measured by the same reader code in a separate
+process (sync pyzmq: receive, ``msgpack.unpackb`` every frame, count its events, check sequence
+numbers) over a fixed window that starts ``--warmup`` seconds after its first message:
 
-1. **raw PUSH/PULL**: a sender process sends one pre-encoded ``evt`` frame (64 events shaped
-   exactly like the emitter's, encoded with ``protocol.encode``) as fast as it can over ipc to the
-   reader's PULL. The ceiling for these messages with this reader.
-2. **relay, max rate**: a real ``Orchestrator`` (this process) runs one node (a child process
-   from ``python -m orchestrator.child``) whose only strategy is ``bench.relay_emitter``'s
-   ``RelayEmitter`` in ``max`` mode: it keeps the node's stream buffer topped up, so the node
-   emits as fast as the pipeline drains. Path: ``msgbus.publish`` -> streaming port -> child
-   outbox (batches of up to 64, ``protocol.encode``) -> DEALER -> orchestrator ROUTER
-   (``codec.decode``, PUB publish, ``ack``) -> PUB -> the reader's SUB (``event_sub``, the
-   product's socket options). Gaps: the PUB's sequence header (``GapDetector``, messages) and
-   the events' own seq numbers (events).
-3. **relay @ rate**: the same with the emitter in ``rate`` mode (``--rate`` events/s, a timer
-   every 1 ms publishing what is due, each event stamped with ``time.time_ns()`` at publish);
-   the reader takes ``time.time_ns()`` when it has the frame and reports receive - publish per
-   event: p50/p99/max.
+(a) **end to end**: a real ``Orchestrator`` (this process) runs one node (a child process from
+    ``python -m orchestrator.child``) whose only strategy is ``bench.relay_emitter``'s
+    ``RelayEmitter`` in ``max`` mode: it keeps the node's stream buffer topped up, so the node
+    emits as fast as the pipeline drains. Path: ``msgbus.publish`` -> streaming port -> child
+    outbox (batches of up to 64, ``encode_trusted``) -> DEALER -> orchestrator ROUTER
+    (``codec.decode_relay``, journal append, PUB publish, ``ack``) -> PUB -> the reader's SUB
+    (``event_sub``, the product's socket options). Gaps: the PUB's sequence header
+    (``GapDetector``, messages) and the events' own seq numbers (events).
+(b) **the orchestrator's capacity**: the same path from the ROUTER on, but the child is
+    ``bench.relay_frames_child``, which sends pre-built valid ``evt`` frames of the same 64
+    events (new seqs in each) as fast as the orchestrator takes them: the node's cost of building
+    events is out of the picture.
+(c) **raw PUSH/PULL**: a sender process sends one pre-encoded ``evt`` frame (the same 64 events,
+    encoded with ``protocol.encode``) as fast as it can over ipc to the reader's PULL. The ceiling
+    for these messages with this reader; "% of raw" is against it.
+(d) **latency**: (a) with the emitter in ``rate`` mode (``--rate`` events/s, a timer every 1 ms
+    publishing what is due, each event stamped with ``time.time_ns()`` at publish); the reader
+    takes ``time.time_ns()`` when it has the frame and reports receive - publish per event:
+    p50/p99/max.
 
-Also printed per case: messages/s and mean events per message at the reader, and the CPU used
-during the window by each process (from ``/proc/<pid>/stat``) and by the whole machine (from
-``/proc/stat``), which says what limits the figure. Targets (issue #4): relay >= 50% of raw;
-p99 <= 2 ms at 10k events/s. Speed is measured here and never asserted in tests.
+Printed per case: events/s at the reader and as % of raw, the events the orchestrator journaled
+and published in the same window (more than the reader got when the PUB dropped for it: a slow
+subscriber never stalls the relay), messages/s and events per message, and the CPU used during
+the window by each process (from ``/proc/<pid>/stat``; for the orchestrator also its trio loop
+thread alone) and by the whole machine (from ``/proc/stat``), which says what limits the figure.
+The bench nodes run without a state store (``node_state="off"``) and with a 2 s heartbeat
+timeout (a node starved of CPU by other work must not be killed mid-window). Targets (issue #4):
+relay >= 50% of raw; p99 <= 2 ms at 10k events/s. Speed is measured here, never asserted in tests.
 """
 
 from __future__ import annotations
@@ -61,6 +74,7 @@ from orchestrator import transport as t  # noqa: E402
 from orchestrator.fleet.config import NodeSpec, OrchestratorConfig  # noqa: E402
 from orchestrator.fleet.orchestrator import Orchestrator  # noqa: E402
 from orchestrator.fleet.state import NodeState  # noqa: E402
+from orchestrator.protocol import codec  # noqa: E402
 from orchestrator.supervision.policy import RestartPolicy, RestartType  # noqa: E402
 
 EVENTS_PER_MESSAGE = 64  # the child outbox's BATCH_MAX: what the relay sends under load
@@ -74,8 +88,11 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # -- measuring CPU ------------------------------------------------------------------------------
 
 
-def proc_cpu_s(pid: int) -> float | None:
-    """utime + stime of ``pid`` (all its threads) in seconds; None if it is gone."""
+def proc_cpu_s(pid: int | str) -> float | None:
+    """utime + stime of ``pid`` (all its threads) in seconds; None if it is gone.
+
+    ``pid`` may also be ``"<pid>/task/<tid>"``: one thread of the process.
+    """
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
@@ -124,15 +141,77 @@ class CpuSampler:
 # -- the messages -------------------------------------------------------------------------------
 
 
-def make_frame(events_per_message: int = EVENTS_PER_MESSAGE) -> bytes:
-    """An ``evt`` frame as the child outbox makes it from ``RelayEmitter`` events."""
+def make_events(events_per_message: int = EVENTS_PER_MESSAGE) -> list[list]:
+    """One batch of wire events as the child outbox makes them from ``RelayEmitter`` events."""
     from bench.relay_emitter import BenchEvent
 
     ts = time.time_ns()
-    events = [
+    return [
         [i, ts, TOPIC, "BenchEvent", BenchEvent(i, ts).to_dict()] for i in range(1, events_per_message + 1)
     ]
-    return protocol.encode(protocol.evt("relay-max", 1, events))
+
+
+def make_frame(events_per_message: int = EVENTS_PER_MESSAGE) -> bytes:
+    """An ``evt`` frame as the child outbox makes it from ``RelayEmitter`` events."""
+    return protocol.encode(protocol.evt("relay-max", 1, make_events(events_per_message)))
+
+
+def check_cost(frame: bytes, rounds: int = 5, number: int = 2000) -> dict:
+    """Microseconds per frame, best of ``rounds``: the full ``decode`` and the relay's ``decode_relay``."""
+    import timeit
+
+    out = {}
+    for name, fn in (("decode", codec.decode), ("decode_relay", codec.decode_relay)):
+        fn(frame)
+        out[name] = min(timeit.repeat(lambda fn=fn: fn(frame), number=number, repeat=rounds)) / number * 1e6
+    return out
+
+
+async def relay_path_cost(rundir: Path, frames: int = 2000, rounds: int = 5) -> dict[str, float]:
+    """CPU microseconds per frame of the orchestrator's own relay path, in this process, best of ``rounds``.
+
+    What ``_recv_loop`` runs for each received evt frame (``Orchestrator._handle``: ``decode_relay``,
+    the checks, the journal append, the PUB publish and the bookkeeping), called directly on
+    pre-built frames: no socket receive, no ack, no fdatasync (the ``batch`` journal syncs in a
+    worker thread), and a PUB with no subscriber. Measured with the envelope-only check and with
+    the full decode (``--full-decode``), on the main thread's CPU clock, so that other work on the
+    machine inflates it far less than it does the throughput figures.
+    """
+    from bench.relay_frames_child import FrameMaker
+    from orchestrator.fleet.slots import Slot
+
+    out: dict[str, float] = {}
+    scan = codec._scan_evt
+    for name, full in (("envelope-only check", False), ("full decode", True)):
+        config = relay_config(rundir, f"orch-path-{int(full)}", {"relay-frames": {}})
+        orch = Orchestrator(config)
+        ctx = zmq.Context()
+        pub = t.event_pub(ctx, orch.event_endpoint)
+        orch._publisher = t.SequencedPublisher(pub)
+        orch._open_journals()
+        slot = Slot("s1", b"s1", process=None, node_id="relay-frames", incarnation=1)
+        orch._slots[slot.identity] = slot
+        maker = FrameMaker("relay-frames", 1, make_events(), 0)
+        if full:
+            codec._scan_evt = lambda frame: None
+        try:
+            best = float("inf")
+            for _ in range(rounds):
+                batch = [[b"s1", maker.next_frame()] for _ in range(frames)]
+                started = time.thread_time()
+                for message in batch:
+                    await orch._handle(message)
+                best = min(best, (time.thread_time() - started) / frames * 1e6)
+            if orch.invalid_messages or orch.relayed_events != rounds * frames * EVENTS_PER_MESSAGE:
+                raise RuntimeError(f"relay path: {orch.invalid_messages} frames refused")
+            out[name] = best
+        finally:
+            codec._scan_evt = scan
+            orch._close_journals()
+            pub.close(linger=0)
+            ctx.term()
+            t.remove_ipc_file(orch.event_endpoint)
+    return out
 
 
 # -- the reader (a spawned process) -------------------------------------------------------------
@@ -341,31 +420,75 @@ def node_doc(emitter: dict) -> dict:
     }
 
 
-async def run_relay(rundir: Path, warmup_s: float, window_s: float, rate: int, profile: Path | None) -> dict:
+def frames_wrapper(rundir: Path) -> str:
+    """An executable that the orchestrator runs as its "python": it starts ``relay_frames_child``.
+
+    ``OrchestratorConfig.python`` is the one way to give the orchestrator another child program;
+    the child's usual arguments (``-m orchestrator.child --slot ...``) are passed through, and
+    ``relay_frames_child`` takes what it needs from them.
+    """
+    path = rundir / "frames-child"
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{ROOT / "bench" / "relay_frames_child.py"}" "$@"\n')
+    path.chmod(0o700)
+    return str(path)
+
+
+def relay_config(
+    rundir: Path, name: str, docs: dict[str, dict], python: str | None = None
+) -> OrchestratorConfig:
     once = RestartPolicy(restart_type=RestartType.TEMPORARY)  # a bench node that dies is reported
-    cases = {
-        "relay-max": node_doc({"mode": "max"}),
-        "relay-rate": node_doc({"mode": "rate", "rate": rate, "interval_ms": 1.0}),
-    }
-    config = OrchestratorConfig(
-        runtime_dir=rundir / "orch",
-        nodes=[NodeSpec(n, doc, str(ROOT), once, autostart=False) for n, doc in cases.items()],
+    return OrchestratorConfig(
+        runtime_dir=rundir / name,
+        nodes=[NodeSpec(n, doc, str(ROOT), once, autostart=False) for n, doc in docs.items()],
         spares=0,
+        python=python,
+        node_state="off",  # the relay alone: no node state store (its commits are not on this path)
+        # Throughput, not hang detection: a node starved of CPU by other work on this 2-core machine
+        # for 300 ms (the default) must not be killed in the middle of a window.
+        heartbeat_timeout_s=2.0,
     )
+
+
+async def run_relay(
+    rundir: Path, warmup_s: float, window_s: float, rate: int, profile: Path | None
+) -> dict[str, dict]:
+    """The three cases through a real Orchestrator (this process): capacity, end-to-end, latency."""
+    results = {}
+    # (b) the orchestrator's capacity: a child that only sends pre-built valid evt frames
+    capacity = relay_config(rundir, "orch-frames", {"relay-frames": {}}, python=frames_wrapper(rundir))
+    results.update(await _run_cases(capacity, warmup_s, window_s, profile))
+    # (a) end to end, and (d) the latency at a steady rate: a real node emitting events
+    nodes = relay_config(
+        rundir,
+        "orch-node",
+        {
+            "relay-max": node_doc({"mode": "max"}),
+            "relay-rate": node_doc({"mode": "rate", "rate": rate, "interval_ms": 1.0}),
+        },
+    )
+    results.update(await _run_cases(nodes, warmup_s, window_s, profile))
+    return results
+
+
+async def _run_cases(
+    config: OrchestratorConfig, warmup_s: float, window_s: float, profile: Path | None
+) -> dict:
     orch = Orchestrator(config)
     results = {}
     async with trio.open_nursery() as nursery:
         await nursery.start(orch.run)
         try:
-            for node_id in cases:
+            for spec in config.nodes:
+                node_id = spec.node_id
                 results[node_id] = await _measure_node(
                     orch,
                     node_id,
                     warmup_s,
                     window_s,
                     latency=node_id == "relay-rate",
-                    profile=profile if node_id == "relay-max" else None,
+                    profile=None if profile is None or node_id == "relay-rate" else profile / node_id,
                 )
+                results[node_id]["invalid"] = orch.invalid_messages
         finally:
             orch.shutdown()
     return results
@@ -386,7 +509,10 @@ async def _measure_node(
     if status.state is not NodeState.RUNNING:
         raise RuntimeError(f"node {node_id} did not reach RUNNING: {status.state.value} ({status.last_exit})")
     topic = b"evt." + node_id.encode()
-    watch = {"orchestrator": os.getpid(), "node": status.pid}
+    me = os.getpid()
+    # The orchestrator's trio loop is its main thread; the rest of its CPU is libzmq's I/O thread
+    # (both sockets' transfers) and the fdatasync worker thread.
+    watch = {"orchestrator": me, "(its trio loop": f"{me}/task/{me}", "node": status.pid}
     reader, conn = start_reader("sub", orch.event_endpoint, topic, warmup_s, window_s, latency, watch)
     outcome: dict = {}
     profilers: list = []
@@ -399,13 +525,23 @@ async def _measure_node(
             )  # ready
             if profile is not None:
                 profilers.extend(
-                    start_profilers(profile, watch, delay_s=warmup_s + 0.2, duration_s=window_s - 0.4)
+                    start_profilers(
+                        profile,
+                        {k: v for k, v in watch.items() if type(v) is int},
+                        delay_s=warmup_s + 0.2,
+                        duration_s=window_s - 0.4,
+                    )
                 )
-            wait = FIRST_MESSAGE_TIMEOUT_S + warmup_s + window_s + 10
+            # The orchestrator's side of the same window (which starts warmup_s after the reader's
+            # first message, a moment after ready): what it journaled and published, delivered or not.
+            await trio.sleep(warmup_s)
+            t0, n0 = trio.current_time(), status.events
+            wait = FIRST_MESSAGE_TIMEOUT_S + window_s + 10
             try:
                 _, outcome["result"] = await trio.to_thread.run_sync(
                     receive, conn, wait, node_id, abandon_on_cancel=True
                 )
+                outcome["relayed_s"] = (status.events - n0) / (trio.current_time() - t0)
             except RuntimeError as exc:
                 outcome["error"] = str(exc)
             cancel_scope.cancel()
@@ -422,6 +558,7 @@ async def _measure_node(
             raise RuntimeError(outcome["error"])
         result = outcome["result"]
         result["relayed"] = status.events
+        result["relayed_s"] = outcome["relayed_s"]
         result["profiles"] = profiles
         return result
     finally:
@@ -501,26 +638,44 @@ def profile_text(name: str, path: Path, log: Path, top: int = 14) -> str:
 
 
 def cpu_text(cpu: dict) -> str:
-    procs = ", ".join(f"{name} {pct}%" for name, pct in cpu.get("procs", {}).items())
+    procs = ", ".join(
+        f"{name} {pct}%)" if name.startswith("(") else f"{name} {pct}%"
+        for name, pct in cpu.get("procs", {}).items()
+    )
     return f"CPU: {procs}; machine {cpu.get('machine', '?')}% of {cpu.get('cores', '?')}00%"
 
 
 def print_table(rows: list[tuple[str, dict]], raw_rate: float) -> None:
-    header = f"{'case':<34} | {'events/s':>10} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'gaps':>9} | {'vs raw':>6}"
+    header = (
+        f"{'case':<46} | {'events/s':>10} | {'% of raw':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} "
+        f"| {'gaps':>11} | {'orchestrator relayed/s':>22}"
+    )
     print(header)
     print("-" * len(header))
     for name, r in rows:
         lat = r.get("latency_ms")
         p50, p99, mx = (f"{lat['p50']:.3f}", f"{lat['p99']:.3f}", f"{lat['max']:.3f}") if lat else ("-",) * 3
-        gaps = "-" if name.startswith("raw") else f"{r['gap_msgs']}/{r['gap_events']}"
-        ratio = "-" if name.startswith("raw") or lat else f"{r['events_s'] / raw_rate:.0%}"
+        raw = name.startswith("(c)")
+        gaps = "-" if raw else f"{r['gap_msgs']}/{r['gap_events']}"
+        ratio = "100%" if raw else "-" if lat else f"{r['events_s'] / raw_rate:.0%}"
+        relayed = "-" if raw else f"{r['relayed_s']:,.0f}"
+        if not raw and not lat:
+            relayed += f" ({r['relayed_s'] / raw_rate:.0%})"
         print(
-            f"{name:<34} | {r['events_s']:>10,.0f} | {p50:>7} | {p99:>7} | {mx:>7} | {gaps:>9} | {ratio:>6}"
+            f"{name:<46} | {r['events_s']:>10,.0f} | {ratio:>8} | {p50:>7} | {p99:>7} | {mx:>7} | {gaps:>11} "
+            f"| {relayed:>22}"
         )
     print()
-    print("gaps = messages missed (PUB sequence header) / events missed (event seq), inside the window")
+    print("events/s: received by the subscriber process (SUB, or PULL for raw) inside the window")
+    print("gaps = messages missed (PUB sequence header) / events missed (event seq), inside the window:")
+    print("  the PUB drops what a slower subscriber cannot take (it never stalls the nodes)")
+    print("orchestrator relayed/s: events journaled and published by the orchestrator in the same window")
     for name, r in rows:
-        print(f"{name}: {r['msgs_s']:,.0f} msgs/s, {r['ev_per_msg']:.1f} events/msg; {cpu_text(r['cpu'])}")
+        invalid = "" if "invalid" not in r else f"; frames refused by the orchestrator: {r['invalid']}"
+        print(
+            f"{name.split(' ', 1)[0]} {r['msgs_s']:,.0f} msgs/s, {r['ev_per_msg']:.1f} events/msg; "
+            f"{cpu_text(r['cpu'])}{invalid}"
+        )
 
 
 def _messages(exc: BaseException) -> list[str]:
@@ -538,7 +693,13 @@ def main() -> None:
         "--rate", type=int, default=10_000, help="events/s of the latency case (default 10000)"
     )
     parser.add_argument(
-        "--profile", type=Path, default=None, metavar="DIR", help="py-spy the max-rate case into DIR"
+        "--profile", type=Path, default=None, metavar="DIR", help="py-spy the max-rate cases into DIR"
+    )
+    parser.add_argument(
+        "--full-decode",
+        action="store_true",
+        help="make the orchestrator decode and validate every event of every frame, as before the "
+        "relay's envelope-only check (for comparison)",
     )
     args = parser.parse_args()
     if args.profile is not None:
@@ -550,18 +711,38 @@ def main() -> None:
     print(
         f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}, trio {trio.__version__}, {os.cpu_count()} CPUs"
     )
-    profiling = f" --profile {args.profile}" if args.profile else ""
+    options = f" --profile {args.profile}" if args.profile else ""
+    options += " --full-decode" if args.full_decode else ""
     print(
         "command: .venv/bin/python bench/relay_throughput.py "
-        f"--window {args.window:g} --warmup {args.warmup:g} --rate {args.rate}{profiling}"
+        f"--window {args.window:g} --warmup {args.warmup:g} --rate {args.rate}{options}"
     )
     load = os.getloadavg()
     print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print()
+    frame = make_frame()
+    cost = check_cost(frame)
+    print(
+        f"checking one {EVENTS_PER_MESSAGE}-event evt frame ({len(frame)} bytes) in this process: "
+        f"full decode {cost['decode']:.1f} us, the relay's decode_relay {cost['decode_relay']:.1f} us"
+    )
     started = time.perf_counter()
     base = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))  # short: ipc paths have a length limit
     try:
         rundir = t.ensure_runtime_dir(base / "rt")
+        path = trio.run(relay_path_cost, rundir)
+        per_core = ", ".join(
+            f"{name} {us:.1f} us ({EVENTS_PER_MESSAGE / us * 1e6:,.0f} events/s per core)"
+            for name, us in path.items()
+        )
+        print(
+            f"the orchestrator's relay path per {EVENTS_PER_MESSAGE}-event frame, CPU in this process: {per_core}"
+        )
+        if args.full_decode:
+            codec._scan_evt = lambda frame: None  # decode_relay falls back to decode for every frame
+            print(
+                "--full-decode: the orchestrator decodes and validates every event (as before decode_relay)"
+            )
+        print()
         raw = run_raw(rundir, args.warmup, args.window)
         relay = trio.run(run_relay, rundir, args.warmup, args.window, args.rate, args.profile)
     except (RuntimeError, TimeoutError, trio.TooSlowError, BaseExceptionGroup) as exc:
@@ -569,14 +750,16 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     rows = [
-        (f"raw PUSH/PULL ({EVENTS_PER_MESSAGE} ev/msg)", raw),
-        ("relay, max rate", relay["relay-max"]),
-        (f"relay @ {args.rate:,} ev/s", relay["relay-rate"]),
+        ("(a) end to end: node -> orchestrator -> SUB", relay["relay-max"]),
+        ("(b) orchestrator: pre-built frames -> SUB", relay["relay-frames"]),
+        (f"(c) raw PUSH/PULL, same frames ({EVENTS_PER_MESSAGE} ev/msg)", raw),
+        (f"(d) latency, node @ {args.rate:,} ev/s", relay["relay-rate"]),
     ]
     print_table(rows, raw["events_s"])
-    for profile in relay["relay-max"]["profiles"]:
-        print()
-        print(profile)
+    for key in ("relay-frames", "relay-max"):
+        for profile in relay[key]["profiles"]:
+            print()
+            print(profile)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
 
 

@@ -311,3 +311,200 @@ def test_fuzz_near_valid_messages(msg):
 )
 def test_fuzz_structured_messages(kind, version, fields):
     decode_or_protocol_error(frame({"k": kind, "v": version, **fields}))
+
+
+# -- the relay's fast path: decode_relay ---------------------------------------------------------
+#
+# The boundary (see codec.decode_relay): the envelope, every event's framing (a list of 5) and seq
+# (an int, strictly increasing from >= 1) and the msgpack well-formedness of every byte are checked;
+# each event's ts, topic, type and data are not decoded, so a frame whose only fault is there is
+# relayed as received (decided: the relay does not interpret them; subscribers decode and refuse it).
+
+
+def evt_frame(events, node="node-1", incarnation=3) -> bytes:
+    return frame({"k": "evt", "v": 1, "node": node, "incarnation": incarnation, "events": events})
+
+
+def test_decode_relay_gives_the_envelope_and_seq_range_of_a_valid_evt_frame():
+    raw = p.encode(VALID["evt"])
+    batch = p.decode_relay(raw)
+    assert type(batch) is p.EvtBatch
+    assert (batch.node, batch.incarnation, batch.first, batch.last, batch.count) == ("node-1", 3, 1, 2, 2)
+    assert batch.frame is raw
+    assert batch.message() == VALID["evt"]
+
+
+@pytest.mark.parametrize("seqs", [[1], [127, 128], [255, 256, 65535, 65536], [2**32 - 1, 2**32, 2**64 - 1]])
+def test_decode_relay_reads_seqs_of_every_width(seqs):
+    batch = p.decode_relay(evt_frame([[s, 0, "t", "T", {}] for s in seqs]))
+    assert (batch.first, batch.last, batch.count) == (seqs[0], seqs[-1], len(seqs))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in VALID if n != "evt"))
+def test_decode_relay_returns_every_other_kind_as_decode_does(name):
+    assert p.decode_relay(p.encode(VALID[name])) == VALID[name]
+
+
+def test_decode_relay_accepts_unusual_but_valid_encodings_through_the_full_decode():
+    seq_as_int64 = evt_frame([[1, 0, "t", "T", {}]]).replace(
+        b"\x95\x01", b"\x95\xd3" + (1).to_bytes(8, "big")
+    )
+    map16 = b"\xde\x00\x05" + evt_frame([[1, 0, "t", "T", {}], [9, 0, "t", "T", {}]])[1:]
+    for raw, last in ((seq_as_int64, 1), (map16, 9)):
+        batch = p.decode_relay(raw)
+        assert type(batch) is p.EvtBatch and batch.last == last and batch.message() == p.decode(raw)
+
+
+GOOD_EVENT = [1, 0, "t", "T", {}]
+
+# (frame, code, text): refused by decode_relay with decode's own words
+# fmt: off
+RELAY_REFUSED = [
+    # the envelope
+    (frame(without(VALID["evt"], "node")), "invalid_field", "missing field 'node'"),
+    (frame(with_(VALID["evt"], node="")), "invalid_field", "evt.node: expected non-empty str"),
+    (frame(with_(VALID["evt"], node=7)), "invalid_field", "evt.node: expected non-empty str"),
+    (frame(with_(VALID["evt"], incarnation=0)), "invalid_field", "evt.incarnation: expected int >= 1"),
+    (frame(with_(VALID["evt"], incarnation=True)), "invalid_field", "evt.incarnation: expected int >= 1"),
+    (frame(with_(VALID["evt"], v=2)), "version", "peer speaks protocol version 2"),
+    (frame(with_(VALID["evt"], k="evx")), "unknown_kind", "evx"),
+    (frame(with_(VALID["evt"], extra=1)), "invalid_field", "unexpected field 'extra'"),
+    (frame({**without(VALID["evt"], "events"), "event": []}), "invalid_field", "unexpected field 'event'"),
+    (evt_frame([]), "invalid_field", "evt.events: expected a non-empty list"),
+    (evt_frame({"a": 1}), "invalid_field", "evt.events: expected a non-empty list"),
+    # every event's framing and seq
+    (evt_frame([[1.0, 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1, got float"),
+    (evt_frame([["1", 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1, got str"),
+    (evt_frame([[True, 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1, got bool"),
+    (evt_frame([[0, 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1, got int 0"),
+    (evt_frame([[-3, 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1"),
+    (evt_frame([GOOD_EVENT, [1, 0, "t", "T", {}]]), "invalid_field", "events[1].seq: expected > 1"),
+    (evt_frame([GOOD_EVENT, [5, 0, "t", "T", {}], [4, 0, "t", "T", {}]]), "invalid_field", "events[2].seq: expected > 5"),
+    (evt_frame([GOOD_EVENT, [2, 0, "t", "T", {}], [2**64 - 1, 0, "t", "T", {}], [7, 0, "t", "T", {}]]),
+     "invalid_field", "events[3].seq"),
+    (evt_frame([GOOD_EVENT, [2, 0, "t", "T"]]), "invalid_field", "evt.events[1]: expected a list [seq, ts"),
+    (evt_frame([GOOD_EVENT, [2, 0, "t", "T", {}, 6]]), "invalid_field", "evt.events[1]: expected a list"),
+    (evt_frame([GOOD_EVENT, 2]), "invalid_field", "evt.events[1]: expected a list"),
+    # the bytes themselves
+    (evt_frame([GOOD_EVENT]) + b"\x00", "malformed", "ExtraData"),
+    (evt_frame([GOOD_EVENT, [2, 0, "t", "T", {"n": 1}]]).replace(b"\xa1n\x01", b"\xa1n\xc1"), "malformed", ""),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "text"), RELAY_REFUSED, ids=[f"{i}-{c[1]}" for i, c in enumerate(RELAY_REFUSED)]
+)
+def test_decode_relay_refuses_a_bad_envelope_or_seq_like_decode(raw, code, text):
+    with pytest.raises(p.ProtocolError) as fast:
+        p.decode_relay(raw)
+    with pytest.raises(p.ProtocolError) as full:
+        p.decode(raw)
+    assert fast.value.code == full.value.code == code
+    assert str(fast.value) == str(full.value) and text in str(fast.value)
+
+
+def test_decode_relay_refuses_every_truncation_of_an_evt_frame():
+    raw = p.encode(
+        p.evt("node-1", 1, [[i, 10**18 + i, "events.x", "E", {"i": i, "s": "é"}] for i in range(1, 9)])
+    )
+    for cut in range(len(raw)):
+        with pytest.raises(p.ProtocolError) as info:
+            p.decode_relay(raw[:cut])
+        assert info.value.code in ("malformed", "invalid_field"), cut
+
+
+def test_decode_relay_refuses_an_oversized_frame_before_parsing():
+    events = [[1, 0, "t", "T", {"blob": "x" * p.MAX_FRAME_BYTES}]]
+    raw = evt_frame(events)
+    assert len(raw) > p.MAX_FRAME_BYTES
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode_relay(raw)
+    assert info.value.code == "too_large"
+
+
+# Valid envelope and seqs, odd event body: decode refuses, the relay does not look (decided, above).
+ODD_BODIES = [
+    [1, -5, "t", "T", {}],  # ts negative
+    [1, "ts", "t", "T", {}],  # ts not an int
+    [1, 0, 7, "T", {}],  # topic not a str
+    [1, 0, "t", None, {}],  # type not a str
+    [1, 0, "t", "T", [1, 2]],  # data not a map
+    [1, 0, "t", "T", {1: "int key"}],  # map key not a str (decode's strict_map_key)
+]
+
+
+@pytest.mark.parametrize("odd", ODD_BODIES, ids=range(len(ODD_BODIES)))
+def test_decode_relay_passes_an_odd_event_body_with_a_valid_envelope(odd):
+    raw = evt_frame([odd, [2, 0, "t", "T", {}]])
+    batch = p.decode_relay(raw)
+    assert type(batch) is p.EvtBatch and (batch.first, batch.last, batch.count) == (1, 2, 2)
+    with pytest.raises(p.ProtocolError):
+        p.decode(raw)  # what a subscriber runs
+    with pytest.raises(p.ProtocolError):
+        batch.message()
+
+
+def test_decode_relay_passes_invalid_utf8_inside_an_event_body():
+    raw = evt_frame([[1, 0, "t", "T", {"s": "xx"}]]).replace(b"\xa2xx", b"\xa2\xff\xfe")
+    assert type(p.decode_relay(raw)) is p.EvtBatch
+    with pytest.raises(p.ProtocolError, match="malformed"):
+        p.decode(raw)
+
+
+def relay_agrees_with_decode(raw: bytes) -> None:
+    """decode_relay's property, against decode on the same bytes.
+
+    - it raises nothing but ProtocolError, and only where decode does, with the same code and text;
+    - what both accept is the same message (for evt: node, incarnation, first/last seq, count);
+    - what only decode_relay accepts is an evt frame that is well-formed msgpack whose envelope and
+      seqs decode would accept: only an event body (ts, topic, type, data) is odd.
+    """
+    try:
+        full, full_error = p.decode(raw), None
+    except p.ProtocolError as exc:
+        full, full_error = None, exc
+    try:
+        fast = p.decode_relay(raw)
+    except p.ProtocolError as exc:
+        assert full_error is not None, f"decode_relay refused what decode accepts: {exc}"
+        assert (exc.code, str(exc)) == (full_error.code, str(full_error))
+        return
+    if type(fast) is not p.EvtBatch:
+        assert fast == full
+        return
+    assert fast.frame is raw
+    msg = full
+    if msg is None:
+        msg = msgpack.unpackb(raw, raw=False, strict_map_key=False, unicode_errors="surrogateescape")
+        msg["events"] = [
+            [e[0], 0, "t", "T", {}] if type(e) in (list, tuple) and len(e) == 5 else e for e in msg["events"]
+        ]
+        p.validate(msg)  # envelope and seqs valid: the fault was in a body
+    events = msg["events"]
+    assert (fast.node, fast.incarnation) == (msg["node"], msg["incarnation"])
+    assert (fast.first, fast.last, fast.count) == (events[0][0], events[-1][0], len(events))
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzz_decode_relay_on_mutated_evt_frames(data):
+    events = data.draw(st.lists(event, min_size=1, max_size=4))
+    raw = bytearray(evt_frame(sorted(events, key=lambda e: e[0]) if data.draw(st.booleans()) else events))
+    for _ in range(data.draw(st.integers(0, 3))):
+        position = data.draw(st.integers(0, len(raw) - 1))
+        raw[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    relay_agrees_with_decode(bytes(raw[:cut]) if data.draw(st.booleans()) else bytes(raw))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(near_valid_messages())
+def test_fuzz_decode_relay_on_near_valid_messages(msg):
+    relay_agrees_with_decode(frame(msg))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=256))
+def test_fuzz_decode_relay_on_random_bytes(raw):
+    relay_agrees_with_decode(raw)

@@ -13,6 +13,7 @@ from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState
 from orchestrator.journal import journal_path, read_journal
 from orchestrator.protocol import codec, messages
+from orchestrator.protocol.errors import ProtocolError
 from tests.fleet_support import Subscriber, fleet, node
 
 pytestmark = pytest.mark.trio
@@ -95,10 +96,12 @@ class _Recorder:
         self.published.append((topic, frame))
 
 
-def _frame(seqs) -> tuple[dict, bytes]:
+def _frame(seqs) -> tuple[codec.EvtBatch]:
+    """``_on_events``'s argument after the slot: the frame as ``_handle`` hands it over."""
     msg = messages.evt("a", 1, [[s, s * 10, "t", "E", {"n": s}] for s in seqs])
-    frame = codec.encode(msg)
-    return codec.decode(frame), frame
+    batch = codec.decode_relay(codec.encode(msg))
+    assert type(batch) is codec.EvtBatch
+    return (batch,)
 
 
 @pytest.mark.parametrize("fsync", ["never", "always"])  # "always" appends in a worker thread
@@ -149,3 +152,111 @@ async def test_journal_fsync_is_read_from_the_fleet_file(tmp_path):
     assert fleet_from_dict({"orchestrator": {"journal_fsync": "always"}}, tmp_path).journal_fsync == "always"
     with pytest.raises(ValueError, match="journal_fsync"):
         fleet_from_dict({"orchestrator": {"journal_fsync": "sometimes"}}, tmp_path)
+
+
+class _Router:
+    """Stands in for the node ROUTER: records what the orchestrator sends (its error replies)."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[bytes]] = []
+
+    async def send_multipart(self, frames) -> None:
+        self.sent.append(list(frames))
+
+
+def _evt(events, node="a", incarnation=1) -> bytes:
+    return msgpack.packb({"k": "evt", "v": 1, "node": node, "incarnation": incarnation, "events": events})
+
+
+def _ev(seq, **data) -> list:
+    return [seq, seq * 10, "t", "E", data]
+
+
+# Frames the relay must refuse: (frame, the code of the error reply)
+REFUSED = {
+    "bad envelope: node of another slot": (_evt([_ev(1)], node="b"), "wrong_node"),
+    "bad envelope: old incarnation": (_evt([_ev(1)], incarnation=0), "invalid_field"),
+    "bad envelope: no node": (
+        msgpack.packb({"k": "evt", "v": 1, "incarnation": 1, "events": [_ev(1)]}),
+        "invalid_field",
+    ),
+    "seq not an int": (_evt([_ev(1), ["2", 0, "t", "E", {}]]), "invalid_field"),
+    "seq a float": (_evt([[1.0, 0, "t", "E", {}]]), "invalid_field"),
+    "seq not increasing": (_evt([_ev(1), _ev(3), _ev(3)]), "invalid_field"),
+    "seq decreasing": (_evt([_ev(5), _ev(4)]), "invalid_field"),
+    "no events": (_evt([]), "invalid_field"),
+    "truncated body": (_evt([_ev(1), _ev(2, text="a longer body")])[:-5], "malformed"),
+    "garbled body": (_evt([_ev(1, n=1)]).replace(b"\xa1n\x01", b"\xa1n\xc1"), "malformed"),
+    "trailing bytes": (_evt([_ev(1)]) + b"\x01", "malformed"),
+    "oversized": (_evt([_ev(1, blob="x" * (4 * 1024 * 1024))]), "too_large"),
+}
+
+
+async def test_bad_evt_frames_are_refused_counted_and_leave_the_journal_and_the_relay_intact(tmp_path):
+    orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="never"))
+    orch._open_journals()
+    try:
+        pub = orch._publisher = _Recorder()
+        router = orch._router = _Router()
+        slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
+        orch._slots[slot.identity] = slot
+        await orch._handle([b"s1", _evt([_ev(1), _ev(2)])])
+        for name, (raw, code) in REFUSED.items():
+            before = orch.invalid_messages
+            await orch._handle([b"s1", raw])
+            assert orch.invalid_messages == before + 1, name
+            identity, reply = router.sent[-1]
+            answer = codec.decode(reply)
+            assert identity == b"s1" and answer["k"] == "error" and answer["code"] == code, (name, answer)
+        assert len(router.sent) == len(REFUSED)
+        assert [e[0] for e in journaled(orch, "a")] == [1, 2], "nothing refused reached the journal"
+        assert len(pub.published) == 1 and orch.relayed_events == 2
+        await orch._handle([b"s1", _evt([_ev(3), _ev(7)])])  # the relay carries on, gaps allowed
+        assert [e[0] for e in journaled(orch, "a")] == [1, 2, 3, 7]
+        assert orch.node_status("a").last_seq == 7 and orch._ackable(slot) == 7
+    finally:
+        orch._close_journals()
+
+
+async def test_an_odd_event_body_with_a_valid_envelope_is_relayed_as_received(tmp_path):
+    """Decided: the relay checks the envelope and every seq, not event bodies (codec.decode_relay).
+
+    Such a frame is journaled and published byte for byte, keyed by its validated last seq; a
+    subscriber's full decode refuses it.
+    """
+    orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="never"))
+    orch._open_journals()
+    try:
+        pub = orch._publisher = _Recorder()
+        orch._router = _Router()
+        slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
+        orch._slots[slot.identity] = slot
+        odd = _evt([[1, -1, 7, None, [1, 2]], _ev(2)])
+        await orch._handle([b"s1", odd])
+        assert orch.invalid_messages == 0 and orch.relayed_events == 2
+        assert pub.published == [(event_topic("a"), odd)]
+        (record,) = read_journal(journal_path(orch.runtime_dir, "a"))
+        assert record.seq == 2 and record.payload == odd
+        with pytest.raises(ProtocolError):
+            codec.decode(odd)  # what a subscriber does with it
+    finally:
+        orch._close_journals()
+
+
+async def test_relay_listeners_get_the_decoded_events_and_an_odd_body_never_reaches_them(tmp_path):
+    orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="never"))
+    orch._open_journals()
+    try:
+        orch._publisher = _Recorder()
+        orch._router = _Router()
+        heard = []
+        orch.relay_listeners.append(lambda node_id, events: heard.append((node_id, events)))
+        slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
+        orch._slots[slot.identity] = slot
+        await orch._handle([b"s1", _evt([_ev(1, n=1), _ev(2)])])
+        await orch._handle([b"s1", _evt([[3, 0, "t", "E", [1]]])])  # relayed, but not a valid event
+        await orch._handle([b"s1", _evt([_ev(2), _ev(4)])])  # overlapping resend: its new part only
+        assert heard == [("a", [_ev(1, n=1), _ev(2)]), ("a", [_ev(4)])]
+        assert orch.relayed_events == 4 and orch.duplicate_events == 1
+    finally:
+        orch._close_journals()

@@ -103,7 +103,8 @@ class StateConfig:
         object.__setattr__(self, "path", Path(self.path))
         if self.synchronous not in STATE_SYNCHRONOUS:
             raise ConfigError(
-                "state.synchronous", f"must be one of {', '.join(STATE_SYNCHRONOUS)}, got {self.synchronous!r}"
+                "state.synchronous",
+                f"must be one of {', '.join(STATE_SYNCHRONOUS)}, got {self.synchronous!r}",
             )
 
 

@@ -48,7 +48,9 @@ async def resend_unacked(
                 f"events {expected}..{entry.seq - 1} were acked by the parent but are missing from its "
                 "journal; they cannot be resent"
             )
-        waited = outbox(outbox.stream_record(entry.seq, entry.topic, entry.event_type, unpack_data(entry.payload)))
+        waited = outbox(
+            outbox.stream_record(entry.seq, entry.topic, entry.event_type, unpack_data(entry.payload))
+        )
         if waited is not None:
             await waited
         expected = entry.seq + 1

@@ -6,14 +6,19 @@ msgpack's ``max_*_len`` limits are set from the frame's own length: a container 
 elements than the frame has bytes is refused as ``malformed`` before any list is allocated (msgpack
 would otherwise pre-size a list of 2**32 - 1 slots from a 5-byte frame). Nesting depth is bounded by
 msgpack's own parser stack. Any failure is a ``ProtocolError``, never another exception.
+
+``decode_relay`` is the orchestrator's variant for its hot path: an ``evt`` frame's envelope, seqs
+and msgpack well-formedness are checked without decoding its events, which the relay forwards as
+received (the boundary is spelled out on the function); every other frame goes through ``decode``.
 """
 
 from __future__ import annotations
 
 import msgpack
 
+from . import kinds
 from .errors import INVALID_FIELD, MALFORMED, TOO_LARGE, ProtocolError
-from .limits import MAX_FRAME_BYTES
+from .limits import MAX_FRAME_BYTES, PROTOCOL_VERSION
 from .schema import validate
 
 
@@ -38,8 +43,8 @@ def encode_trusted(msg: dict) -> bytes:
     carry (``INVALID_FIELD``) and a frame over ``MAX_FRAME_BYTES`` (``TOO_LARGE``).
 
     Never pass anything that came from a peer, a user or a config file: use :func:`encode`. The
-    receiving side's :func:`decode` validates everything regardless, so a bug here is refused there
-    (loudly), never trusted.
+    orchestrator's :func:`decode_relay` checks every frame's envelope and seqs and its subscribers'
+    :func:`decode` validates every event, so a bug here is refused there (loudly), never trusted.
     """
     try:
         frame = msgpack.packb(msg, use_bin_type=True)
@@ -79,3 +84,173 @@ def decode(frame: bytes | bytearray | memoryview) -> dict:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise ProtocolError(MALFORMED, f"frame is not one valid msgpack value ({detail})") from None
     return validate(msg)
+
+
+# -- the relay's evt fast path ------------------------------------------------------------------
+
+
+class EvtBatch:
+    """An ``evt`` frame accepted by :func:`decode_relay`: its envelope and seq range, events undecoded.
+
+    ``frame`` is the frame as received (what the relay journals and publishes); ``first`` and
+    ``last`` are the seqs of its first and last event and ``count`` the number of events, all read
+    from the frame and checked (ints, strictly increasing). :meth:`message` decodes and validates the
+    whole frame, for the rare caller that needs the events themselves.
+    """
+
+    __slots__ = ("node", "incarnation", "first", "last", "count", "frame", "_message")
+
+    def __init__(
+        self,
+        node: str,
+        incarnation: int,
+        first: int,
+        last: int,
+        count: int,
+        frame: bytes,
+        message: dict | None = None,
+    ) -> None:
+        self.node = node
+        self.incarnation = incarnation
+        self.first = first
+        self.last = last
+        self.count = count
+        self.frame = frame
+        self._message = message
+
+    def message(self) -> dict:
+        """The whole message, through :func:`decode` (raises ``ProtocolError`` for a bad event body)."""
+        if self._message is None:
+            self._message = decode(self.frame)
+        return self._message
+
+    def __repr__(self) -> str:
+        return (
+            f"EvtBatch(node={self.node!r}, incarnation={self.incarnation}, seqs {self.first}..{self.last}, "
+            f"{self.count} events, {len(self.frame)} bytes)"
+        )
+
+
+def decode_relay(frame: bytes | bytearray | memoryview) -> dict | EvtBatch:
+    """:func:`decode` for the relay: a valid ``evt`` frame comes back as an :class:`EvtBatch`.
+
+    Why: the orchestrator forwards an ``evt`` frame untouched (journaled and published as received),
+    so building and schema-walking its events is wasted work on the hot path: ``decode`` of a
+    64-event frame costs ~29 us, this ~8 us (issue #4). What it checks, without building the events:
+
+    - everything :func:`decode` checks about the frame and the envelope: size, one msgpack map and
+      nothing after it, exactly the keys ``k v node incarnation events``, ``v`` the protocol
+      version, ``node`` a non-empty str, ``incarnation`` an int >= 1, ``events`` a non-empty list;
+    - every event is a list of 5 whose seq (first element) is an int, strictly increasing from >= 1:
+      the journal's keys and the acks come from these seqs (``first``, ``last``, ``count``);
+    - the whole frame is well-formed msgpack, every byte of it: each event is skipped by msgpack's
+      own parser (bounded by the frame, no object built), so a truncated or garbled body is refused.
+
+    What it does **not** check (the relay does not interpret it; a subscriber's :func:`decode` does):
+    the type of each event's ``ts``, ``topic``, ``type`` and ``data``, the UTF-8 of strings inside
+    them and the key types of maps inside ``data``. A frame with such an odd body but a valid
+    envelope is relayed and journaled as received.
+
+    Anything this fast scan does not recognise as a valid ``evt`` (every other kind, every invalid
+    frame, and valid but unusual encodings such as a seq packed as a signed int) goes through
+    :func:`decode`, so errors are exactly ``decode``'s and nothing ``decode`` accepts is refused.
+    Other kinds come back as the validated dict.
+    """
+    batch = _scan_evt(frame)
+    if batch is not None:
+        return batch
+    msg = decode(frame)
+    if msg["k"] == kinds.EVT:  # valid, but not in the shape the scan expects (rare)
+        events = msg["events"]
+        return EvtBatch(msg["node"], msg["incarnation"], events[0][0], events[-1][0], len(events), frame, msg)
+    return msg
+
+
+_EVT_KEYS = frozenset({"k", "v", "node", "incarnation", "events"})
+_FIXMAP_5 = 0x85  # how every encoder writes a 5-entry map
+_FIXARRAY_5 = 0x95  # ... and a 5-element list
+_from_bytes = int.from_bytes
+
+
+def _scan_evt(frame) -> EvtBatch | None:
+    """The fast check of :func:`decode_relay`; None if the frame is not a valid ``evt`` of the usual shape.
+
+    None never means "invalid", only "not sure": the caller then runs the full :func:`decode`.
+    """
+    size = len(frame)
+    if size > MAX_FRAME_BYTES or size == 0 or frame[0] != _FIXMAP_5:
+        return None
+    unpacker = msgpack.Unpacker(
+        raw=False,
+        strict_map_key=True,
+        max_buffer_size=size,
+        max_str_len=size,
+        max_bin_len=size,
+        max_ext_len=size,
+        max_array_len=size,
+        max_map_len=size // 2,
+    )
+    try:
+        unpacker.feed(frame)
+        unpacker.read_map_header()
+        unpack = unpacker.unpack
+        envelope = {}
+        first = last = count = 0
+        for _ in range(5):
+            key = unpack()
+            if key in envelope or key not in _EVT_KEYS:
+                return None
+            if key != "events":
+                envelope[key] = unpack()
+                continue
+            envelope[key] = None
+            count = unpacker.read_array_header()
+            if not 0 < count < size:  # an event takes at least 6 bytes: a larger count is a lie
+                return None
+            # Per event: read its seq straight from the bytes after the list header, then let
+            # msgpack skip the whole event (parsing it, building nothing).
+            skip = unpacker.skip
+            tell = unpacker.tell
+            previous = 0
+            for _ in range(count):
+                at = tell()
+                if frame[at] != _FIXARRAY_5:
+                    return None
+                head = frame[at + 1]
+                if head < 0x80:  # positive fixint
+                    seq = head
+                elif head == 0xCC:  # uint 8
+                    seq = frame[at + 2]
+                elif head == 0xCD:  # uint 16
+                    seq = _from_bytes(frame[at + 2 : at + 4])
+                elif head == 0xCE:  # uint 32
+                    seq = _from_bytes(frame[at + 2 : at + 6])
+                elif head == 0xCF:  # uint 64
+                    seq = _from_bytes(frame[at + 2 : at + 10])
+                else:
+                    return None
+                if seq <= previous:
+                    return None
+                if previous == 0:
+                    first = seq
+                previous = seq
+                skip()
+            last = previous
+        if unpacker.tell() != size:  # trailing bytes after the map
+            return None
+    except Exception:  # noqa: BLE001 - any doubt at all: the full decode decides and explains
+        return None
+    version = envelope["v"]
+    node = envelope["node"]
+    incarnation = envelope["incarnation"]
+    if (
+        envelope["k"] != kinds.EVT
+        or type(version) is not int
+        or version != PROTOCOL_VERSION
+        or type(node) is not str
+        or not node
+        or type(incarnation) is not int
+        or incarnation < 1
+    ):
+        return None
+    return EvtBatch(node, incarnation, first, last, count, frame)

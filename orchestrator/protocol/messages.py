@@ -4,7 +4,8 @@ They only assemble fields; validation happens in ``encode`` (sender) and ``decod
 through the same ``schema.validate``. A constructor called with a wrong type therefore fails at
 the sender, with the very ``ProtocolError`` the receiver would have raised. One exception: the
 child's event outbox packs the ``evt`` batches it built itself with ``encode_trusted`` (no
-schema pass on the hot path); the parent's ``decode`` still validates every one. Parameters
+schema pass on the hot path); the parent's ``decode_relay`` checks each frame's envelope and
+seqs, and a subscriber's ``decode`` validates every event. Parameters
 are named after the wire fields, ``id`` included, although it shadows the builtin.
 """
 

@@ -11,9 +11,10 @@ Rules every kind obeys:
   ``data``, ``reply.result``) are checked only for their outer type: they are passed through as
   whatever msgpack produced.
 
-Checks are written as plain ``type(x) is T`` comparisons on purpose: an ``evt`` batch is on the hot
-path of the relay and must validate in a few microseconds per event, so there is no schema library
-and no per-field function call beyond what is listed here.
+Checks are written as plain ``type(x) is T`` comparisons on purpose: every subscriber validates
+every ``evt`` batch it receives (the relay itself only checks envelopes and seqs, see
+``codec.decode_relay``), which must take a fraction of a microsecond per event, so there is no schema
+library and no per-field function call beyond what is listed here.
 """
 
 from __future__ import annotations
