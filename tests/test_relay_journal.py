@@ -231,14 +231,16 @@ async def test_an_odd_event_body_with_a_valid_envelope_is_relayed_as_received(tm
         orch._router = _Router()
         slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
         orch._slots[slot.identity] = slot
-        odd = _evt([[1, -1, 7, None, [1, 2]], _ev(2)])
+        odd = _evt([[1, -1, 7, None, {1: "an int key"}], _ev(2)])
         await orch._handle([b"s1", odd])
         assert orch.invalid_messages == 0 and orch.relayed_events == 2
         assert pub.published == [(event_topic("a"), odd)]
         (record,) = read_journal(journal_path(orch.runtime_dir, "a"))
         assert record.seq == 2 and record.payload == odd
         with pytest.raises(ProtocolError):
-            codec.decode(odd)  # what a subscriber does with it
+            codec.decode(odd)  # what a subscriber does with it (EventSubscriber skips and counts it)
+        page = journal_history(orch.runtime_dir, ["a"])  # events --since shows it, leniently
+        assert [e[1] for e in page["events"]] == [1, 2] and page["events"][0][5] == {1: "an int key"}
     finally:
         orch._close_journals()
 
@@ -260,3 +262,33 @@ async def test_relay_listeners_get_the_decoded_events_and_an_odd_body_never_reac
         assert orch.relayed_events == 4 and orch.duplicate_events == 1
     finally:
         orch._close_journals()
+
+
+async def test_a_subscriber_skips_and_counts_a_frame_whose_events_do_not_validate(tmp_path):
+    from orchestrator.fleet.subscriber import EventSubscriber
+    from orchestrator.transport import sockets
+    from orchestrator.transport.options import new_context
+    from orchestrator.transport.runtime_dir import ensure_runtime_dir, ipc_endpoint
+    from orchestrator.transport.sequencing import SequencedPublisher
+
+    runtime = ensure_runtime_dir(fleet(tmp_path).runtime_dir)
+    endpoint = ipc_endpoint(runtime, "events")
+    ctx = new_context()
+    pub_sock = sockets.event_pub(ctx, endpoint)
+    pub = SequencedPublisher(pub_sock)
+    try:
+        async with EventSubscriber(endpoint) as sub:
+            with trio.fail_after(TIMEOUT):
+                while True:  # until the subscription has reached the PUB (it drops before that)
+                    pub.publish(b"orchestrator", msgpack.packb({"node": "a", "state": "RUNNING"}))
+                    with trio.move_on_after(0.05):
+                        await sub.next_event()
+                        break
+                pub.publish(event_topic("a"), _evt([[1, -1, 7, None, {1: "an int key"}]]))
+                pub.publish(event_topic("a"), _evt([_ev(2)]))
+                item = await sub.next_event()
+            assert item.message["events"][0][0] == 2
+            assert sub.invalid == 1 and "a" in sub.last_invalid
+    finally:
+        pub_sock.close(linger=0)
+        ctx.term()

@@ -175,7 +175,12 @@ def journal_history(runtime_dir, nodes: list[str], since: int = 0, limit: int = 
             for record in records:
                 first_kept[node] = 1
                 # A record is one relayed evt frame (its seq is the frame's last event's).
-                for event in msgpack.unpackb(record.payload, raw=False)["events"]:
+                # Leniently: the relay checked the envelope and seqs, not the event bodies (an
+                # odd body, e.g. int keys or bad UTF-8 in its data, is shown, not fatal here).
+                frame = msgpack.unpackb(
+                    record.payload, raw=False, strict_map_key=False, unicode_errors="replace"
+                )
+                for event in frame["events"]:
                     if event[0] < since:
                         continue
                     if len(out) >= limit:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import msgpack
 
-from orchestrator.protocol import codec
+from orchestrator.protocol import ProtocolError, codec
 from orchestrator.transport.options import new_context
 from orchestrator.transport.sequencing import GapDetector
 from orchestrator.transport.sockets import event_sub
@@ -46,19 +46,29 @@ class EventSubscriber:
         self._ctx = new_context()
         self._sock = TrioSocket(event_sub(self._ctx, endpoint, topics=topics))
         self._gaps = GapDetector()
+        self.invalid = 0  # node frames skipped because their events did not validate
+        self.last_invalid = ""
 
     @property
     def missed(self) -> int:
         return self._gaps.missed
 
     async def next_event(self) -> Published:
-        topic, header, payload = await self._sock.recv_multipart()
-        missed = self._gaps.observe(topic, header)
-        if topic.startswith(NODE_TOPIC_PREFIX):
-            message = codec.decode(payload)
-        else:
-            message = msgpack.unpackb(payload)
-        return Published(topic.decode(), missed, message)
+        """The next message. A node frame whose events fail validation is skipped and counted in
+        ``invalid`` (the relay forwards event bodies as the node sent them; see
+        ``protocol.codec.decode_relay``): one bad frame must not end a subscription."""
+        while True:
+            topic, header, payload = await self._sock.recv_multipart()
+            missed = self._gaps.observe(topic, header)
+            if not topic.startswith(NODE_TOPIC_PREFIX):
+                return Published(topic.decode(), missed, msgpack.unpackb(payload))
+            try:
+                message = codec.decode(payload)
+            except ProtocolError as exc:
+                self.invalid += 1
+                self.last_invalid = f"{topic.decode()}: {exc}"
+                continue
+            return Published(topic.decode(), missed, message)
 
     def __aiter__(self):
         return self
