@@ -9,11 +9,12 @@ import msgpack
 import pytest
 import trio
 
-from orchestrator.fleet.config import state_path
+from orchestrator.fleet.config import NodeSpec, state_path
 from orchestrator.fleet.orchestrator import Orchestrator
 from orchestrator.fleet.state import NodeState
 from orchestrator.journal import journal_path, read_journal
-from tests.fleet_support import Subscriber, fleet, node, wait_incarnation
+from orchestrator.supervision.policy import RestartPolicy
+from tests.fleet_support import ROOT, Subscriber, fleet, node, wait_incarnation
 
 pytestmark = pytest.mark.trio
 
@@ -96,3 +97,23 @@ async def test_a_state_file_older_than_the_journal_is_refused(tmp_path):
                 state_path(config.runtime_dir, "a").unlink()
     assert "older than the node's event history" in last_exit
     assert str(state_path(config.runtime_dir, "a")) in last_exit
+
+
+async def test_a_stop_slower_than_the_heartbeat_timeout_is_not_taken_for_a_hang(tmp_path):
+    doc = {
+        "node": {"trader_id": "SLOW", "log_level": "ERROR"},
+        "venues": [{"name": "SIM", "starting_balances": ["1000000 USD"]}],
+        "instruments": [{"id": "EUR/USD.SIM"}],
+        "strategies": [{"path": "tests.slow_stop:SlowStop", "config": {"stop_delay_s": 1.0}}],
+    }
+    spec = NodeSpec("slow", doc, str(ROOT / "configs"), RestartPolicy())
+    config = fleet(tmp_path, spec, node_state="normal", heartbeat_timeout_s=0.3)
+    orch = Orchestrator(config)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("slow", NodeState.RUNNING)
+            status = await orch.stop_node("slow")
+            assert status.state is NodeState.STOPPED, status.last_exit
+            assert "heartbeat" not in status.last_exit and "exit code 0" in status.last_exit
+            orch.shutdown()

@@ -208,3 +208,36 @@ async def test_an_error_in_on_expired_ends_the_watch(autojump_clock):
 
     with pytest.raises(LookupError):
         await mon.watch(explode)
+
+
+# -- the child's watchdog on its parent -------------------------------------------------------------
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("beat_in_grace", [True, False])
+async def test_parent_watchdog_reads_queued_beats_before_judging_after_its_loop_was_blocked(
+    mock_clock, beat_in_grace
+):
+    from orchestrator.child.heartbeat import ParentWatchdog
+
+    dog = ParentWatchdog(1.0)
+    dog.beat()
+    lost: list[str] = []
+
+    async def watch() -> None:
+        lost.append(await dog.watch())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(2.5)  # this loop did 2.5 s of work without yielding: no beat could be read
+        await trio.testing.wait_all_tasks_blocked()
+        assert lost == []  # woke far too late: it gives the receiver a moment first
+        if beat_in_grace:
+            dog.beat()  # the parent's heartbeat that waited on the socket
+        mock_clock.jump(0.3)
+        await trio.testing.wait_all_tasks_blocked()
+        assert bool(lost) is not beat_in_grace
+        nursery.cancel_scope.cancel()
+    if lost:
+        assert "the last one came 2.8" in lost[0]

@@ -18,7 +18,9 @@ class Identifier(str):
     __slots__ = ()
 
     def __new__(cls, value: str):
-        if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        # split() == [value]: non-empty and no whitespace anywhere, checked in C (a per-character
+        # generator cost ~10 µs for a 20-character id, on every id decoded at a restart).
+        if not isinstance(value, str) or value.split() != [value]:
             raise InvalidIdentifierError(
                 f"{cls.__name__} must be a non-empty string without whitespace, got {value!r}"
             )

@@ -66,6 +66,7 @@ class ParentWatchdog:
         self._started_at: float | None = None
         self._last_beat: float | None = None
         self._deadline = math.inf
+        self._grace = False  # one short extension after this loop was blocked (see watch)
 
     def beat(self) -> None:
         """A parent ``hb`` arrived."""
@@ -73,6 +74,7 @@ class ParentWatchdog:
         self.beats += 1
         self._last_beat = now
         self._deadline = now + self.timeout_s
+        self._grace = False
 
     async def watch(self) -> str:
         """Return, with a readable reason, once no parent ``hb`` came for ``timeout_s``."""
@@ -81,10 +83,19 @@ class ParentWatchdog:
         if self._last_beat is None:
             self._deadline = now + self.timeout_s
         while True:
-            await trio.sleep_until(self._deadline)
+            deadline = self._deadline
+            await trio.sleep_until(deadline)
             now = trio.current_time()
-            if now >= self._deadline:
-                return self._reason(now)
+            if now < self._deadline:
+                continue  # a beat moved the deadline
+            if now - deadline > self.timeout_s / 4 and not self._grace:
+                # We woke far past the deadline: this loop itself was blocked (a long kernel
+                # step, e.g. a strategy's slow on_stop), and the parent's heartbeats may be
+                # waiting unread on the socket. Let the receiver read them before judging.
+                self._grace = True
+                self._deadline = now + self.timeout_s / 4
+                continue
+            return self._reason(now)
 
     def _reason(self, now: float) -> str:
         if self._last_beat is None:

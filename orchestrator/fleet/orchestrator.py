@@ -464,6 +464,11 @@ class Orchestrator:
     async def _end_slot(self, slot: Slot) -> None:
         """Stop the child in ``slot``: protocol stop, then signals (see stop_node)."""
         slot.intent = Intent.STOP
+        if slot.node_id is not None:
+            # From now on the stop's own deadlines govern (stop_timeout -> SIGTERM -> SIGKILL): a
+            # node that is disposing and waiting for its last acks sends no heartbeat, and must
+            # not be killed as hung in the middle of a clean stop.
+            self._heartbeats.forget(slot.node_id)
         try:
             # A spare has no node; it takes a stop addressed to its slot id.
             target = slot.node_id or slot.slot_id
@@ -705,6 +710,8 @@ class Orchestrator:
         pnl = msg["counters"].get("pnl_micros")
         if pnl is not None:
             status.pnl_micros = pnl
+        if slot.intent is Intent.STOP:
+            return  # being stopped: no hang deadline (see _end_slot)
         if status.state is NodeState.STARTING:
             if msg["state"] == "RUNNING":
                 status.started_at = now
