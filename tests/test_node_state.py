@@ -22,6 +22,7 @@ from node.backtest.config import ConfigError
 from node.live.config import StateConfig, load_node_config
 from node.live.node import TradingNode
 from node.live.recovery import StateRestoreError
+from node.model.enums import OrderSide
 from node.model.events import OrderFilled
 from node.model.objects import Money
 from node.persistence.generators import random_walk_quotes
@@ -225,3 +226,34 @@ def test_a_bad_state_table_is_refused_naming_the_key(tmp_path, doc, key, words):
     with pytest.raises(ConfigError) as caught:
         load_node_config({**SANDBOX_DOC, **doc}, tmp_path)
     assert caught.value.key.startswith(key) and words in str(caught.value)
+
+
+class SubmitThenStop(Observed):
+    """On its first quote: submits a resting limit order and asks the node to stop, in one step."""
+
+    node = None
+
+    def on_quote_tick(self, tick) -> None:
+        if self.node is None or self.cache.orders():
+            return
+        order = self.order_factory.limit(
+            self.instrument_id, OrderSide.BUY, self.trade_quantity, tick.bid_price
+        )
+        self.submit_order(order)  # queued for the risk engine, not yet at the venue
+        self.node.stop("stop right after a submit")
+
+
+@pytest.mark.anyio
+async def test_an_order_queued_when_the_node_stops_reaches_the_venue_before_on_stop_cancels(tmp_path):
+    strategy = SubmitThenStop(CONFIG)
+    node = replay_node(
+        random_walk_quotes(INSTRUMENT, 50, seed=3), [strategy], risk=RISK, stop_when_done=False
+    )
+    strategy.node = node
+    node.build()
+    with anyio.fail_after(60):
+        await node.run_async()
+    (order,) = node.kernel.cache.orders()
+    assert order.status.name == "CANCELED", "on_stop canceled it: nothing outlives the stop"
+    assert not node.kernel.exec_engine.clients[0].exchange.open_orders()
+    node.dispose()

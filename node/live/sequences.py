@@ -17,6 +17,7 @@ strategies            every actor/strategy started and their subscriptions were 
 ====================  ============================================================================
 
 Stop, each step bounded too, but an overrun is only recorded (``problems``) and the stop goes on:
+commands already queued reach the venue and their events are applied (``bridge.settle``) ->
 strategies stop -> their last commands and resulting events are applied (``post_stop``) -> clients
 disconnect (``disconnection``) -> engines stop -> residual events applied (``post_stop``).
 """
@@ -145,6 +146,10 @@ class NodeSequences:
 
     async def stop(self) -> None:
         t = self._timeouts
+        # Commands already on their way reach the venue (and their events come back) before any
+        # strategy stops: a strategy's on_stop cancels what is open, and an order still queued
+        # then would reach the venue after it and outlive the stop.
+        self._bridge.settle()
         for component in self._kernel.components:
             if component.is_running or component.is_degraded:
                 try:
