@@ -8,6 +8,8 @@ identical events (every field) and end in identical states.
 
 from __future__ import annotations
 
+import gc
+
 import anyio
 import msgpack
 import pytest
@@ -403,6 +405,75 @@ def test_stale_chunk_keys_beyond_the_count_are_ignored():
     store[venue_state.seen_key(7)] = b"left over from an earlier life"
     b, _ = restored_copy(a, s.orders, "blobs", store=store)
     assert b.snapshot() == a.snapshot()
+
+
+def test_a_venue_restored_with_many_seen_ids_refuses_each_and_explains_cancels_the_same():
+    s = many_orders_script(4 * SEEN_CHUNK + 37)
+    a, a_events = build()
+    play(a, s.take())
+    b, b_events = restored_copy(a, s.orders, "blobs")
+    assert b.seen_client_order_ids() == a.seen_client_order_ids()
+    assert all(type(coid) is ClientOrderId for coid in b.seen_client_order_ids())
+    # the restore kept done orders as their stored records: decoded only if a cancel needs one
+    assert sum(type(v) is tuple for v in b._seen.values()) > SEEN_CHUNK
+
+    status = {coid: None if wo is None else wo.status for coid, wo in a._seen.items()}
+    assert {None, OrderStatusAtVenue.FILLED, OrderStatusAtVenue.CANCELED} <= set(status.values())
+    for order in list(s.orders.values()):
+        s.submit(order)  # every id ever seen: a duplicate
+    for coid, at_venue in status.items():
+        order = s.orders[coid]
+        if at_venue is not OrderStatusAtVenue.WORKING:
+            s.cancel(order)  # rejected, filled or canceled: each says which
+        s.cancel(order, strategy="S-002")  # another strategy's
+    future = assert_same_future(a, a_events, b, b_events, s.take())
+
+    rejected = [e for e in future if isinstance(e, OrderRejected)]
+    assert len(rejected) == len(s.orders)
+    assert all("duplicate client order id" in e.reason for e in rejected)
+    reasons = [e.reason for e in future if isinstance(e, OrderCancelRejected)]
+    done = sum(at_venue is not OrderStatusAtVenue.WORKING for at_venue in status.values())
+    assert len(reasons) == len(status) + done
+    for text in ("was rejected by venue", "is already filled", "is already canceled", "belongs to strategy"):
+        assert any(text in r for r in reasons), text
+    assert not any(type(v) is tuple for v in b._seen.values())  # all decoded by now: same snapshot
+
+
+def test_a_damaged_done_order_record_is_refused_when_it_is_decoded():
+    s = many_orders_script(SEEN_CHUNK + 20)
+    a, _ = build()
+    play(a, s.take())
+    store = dict(a.state_blobs(full=True))
+    key = venue_state.seen_key(0)
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(store[key])
+    header, *records = unpacker
+    damaged = next(r for r in records if r[2] is not None)
+    damaged[2][2] = "GONE.SIM"  # an instrument this venue does not trade
+    store[key] = b"".join(msgpack.packb(x) for x in [header, *records])
+    b, _ = restored_copy(a, s.orders, "blobs", store=store)  # checked when it is needed
+    assert b.has_seen(damaged[1])
+    s.cancel(s.orders[ClientOrderId(damaged[1])])
+    with pytest.raises(VenueStateError, match=f"{damaged[1]}.*GONE.SIM.*not traded"):
+        play(b, s.take())
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_restore_blobs_puts_the_garbage_collector_back_as_it_was(enabled):
+    s = many_orders_script(50)
+    a, _ = build()
+    play(a, s.take())
+    blobs = a.state_blobs(full=True)
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        fresh().restore_blobs(blobs, s.orders)
+        assert gc.isenabled() is enabled
+        with pytest.raises(VenueStateError):
+            fresh().restore_blobs({**blobs, venue_state.seen_key(0): b"\x93"}, s.orders)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
 
 
 # -- what cannot be restored ---------------------------------------------------------------------

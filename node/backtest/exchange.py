@@ -69,7 +69,7 @@ from node.model.events import (
     OrderRejected,
     OrderTriggered,
 )
-from node.model.identifiers import AccountId, TradeId, Venue, VenueOrderId
+from node.model.identifiers import AccountId, ClientOrderId, TradeId, Venue, VenueOrderId
 from node.model.objects import Currency, Money, Price, Quantity, format_raw
 
 _FILL_AT_CLOSE = MappingProxyType({"next_open": False, "close": True})
@@ -114,7 +114,9 @@ class SimulatedExchange:
         self._fill_at_close = _FILL_AT_CLOSE[bar_execution]
         self._clock = clock
         self._books: dict = {}
-        self._seen: dict = {}  # client order id -> WorkingOrder, or None when rejected
+        # client order id -> WorkingOrder, or None when rejected; after restore_blobs() a done order
+        # is its stored record (a tuple, plain str key) until _seen_order() first decodes it
+        self._seen: dict = {}
         self._order_count = 0
         self._trade_count = 0
         self._last_reported = None
@@ -201,7 +203,7 @@ class SimulatedExchange:
 
     def seen_client_order_ids(self) -> list:
         """Every client order id submitted here since the last reset, in arrival order."""
-        return list(self._seen)
+        return [c if type(c) is ClientOrderId else ClientOrderId(c) for c in self._seen]
 
     def has_seen(self, client_order_id) -> bool:
         return client_order_id in self._seen
@@ -644,8 +646,16 @@ class SimulatedExchange:
     def _triggered(self, wo: WorkingOrder) -> OrderTriggered:
         return self._venue_event(OrderTriggered, wo)
 
-    def _cancel_reject(self, command, client_order_id) -> None:
+    def _seen_order(self, client_order_id) -> WorkingOrder | None:
+        """The venue's record of a seen order (None: rejected, or never seen); a done order that
+        ``restore_blobs()`` left as its stored record is decoded now, once."""
         known = self._seen.get(client_order_id)
+        if type(known) is tuple:
+            known = self._seen[client_order_id] = venue_state.done_order(self, client_order_id, known)
+        return known
+
+    def _cancel_reject(self, command, client_order_id) -> None:
+        known = self._seen_order(client_order_id)
         ts = self._clock.timestamp_ns()
         self._emit(
             OrderCancelRejected(

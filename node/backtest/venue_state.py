@@ -34,7 +34,17 @@ Format (msgpack, never pickle; ``FORMAT_VERSION`` first so a future format can b
 
 ``WorkingOrder.order`` is the node's ``Order``: a restore re-links it from ``orders`` (the node's
 restored cache). An order still working at the venue must be there (``VenueStateError`` otherwise);
-for a done order the venue never emits an event again, so it is linked if present, else ``None``.
+for a done order the venue never emits an event again, so ``restore`` links it if present, else
+``None``.
+
+``restore_blobs`` is on the critical path of a node restart, so its cost follows what is live, plus
+a few passes in C per seen id: the working orders are decoded in full, but a done order stays in
+``_seen`` (under a plain ``str`` key) as its stored order record, a tuple, until the venue first
+needs more than its id, i.e. to word an ``OrderCancelRejected``: ``done_order()`` decodes it then
+(unlinked: ``order`` is ``None``), and a damaged record raises ``VenueStateError`` at that point.
+What is checked at restore, in bulk: chunk headers, counts and exact lengths, the shape and types of
+each seen record, every arrival index once, no client order id twice. Closed chunks are kept as the
+stored bytes, never re-packed; only the open chunk's records are.
 
 Anything that does not add up (bad bytes, another version, another venue, an instrument the venue
 does not trade or of another precision, ids missing or twice) raises ``VenueStateError``.
@@ -42,9 +52,11 @@ does not trade or of another precision, ids missing or twice) raises ``VenueStat
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from itertools import islice
+from itertools import chain, islice
+from operator import itemgetter
 
 import msgpack
 
@@ -100,8 +112,9 @@ def _order_record(wo: WorkingOrder) -> list:
     ]
 
 
-def _seen_record(index: int, client_order_id, wo: WorkingOrder | None) -> list:
-    return [index, client_order_id, None if wo is None else _order_record(wo)]
+def _seen_record(index: int, client_order_id, wo: WorkingOrder | tuple | None) -> list:
+    # a tuple: a done order restored by restore_blobs and not decoded since: its stored record
+    return [index, client_order_id, wo if wo is None or type(wo) is tuple else _order_record(wo)]
 
 
 def _quote_record(q: QuoteTick | None):
@@ -228,13 +241,9 @@ class StateLog:
         self._closed: list[bytes] = []  # full chunks, encoded
         self._open: list[bytes] = []  # packed records of the chunk being filled
         self._dirty: set[int] = set()  # chunks changed since the last blobs()
-        if restored is not None:  # (working, done records packed, in chunk order)
-            working, done = restored
+        if restored is not None:  # (working, closed chunk blobs as stored, open chunk's records packed)
+            self._working, self._closed, self._open = restored
             self._cursor = len(exchange._seen)
-            self._working = working
-            for packed in done:
-                self._append(packed)
-            self._dirty.clear()
 
     @property
     def chunks(self) -> int:
@@ -309,7 +318,7 @@ def _unpack(exchange, data, what: str):
 
 
 def _check_header(exchange, obj, kind: str, what: str, length: int):
-    if not isinstance(obj, list) or not obj:
+    if not isinstance(obj, list | tuple) or not obj:
         raise _fail(exchange, f"{what} is not a venue-state record")
     if obj[0] != FORMAT_VERSION:
         raise _fail(
@@ -321,25 +330,29 @@ def _check_header(exchange, obj, kind: str, what: str, length: int):
 
 
 def _read_chunk(exchange, chunk: int, data) -> list:
+    """The chunk's seen records, as tuples (cheaper to build than lists)."""
     what = f"seen chunk {seen_key(chunk)!r}"
     if not isinstance(data, bytes | bytearray | memoryview):
         raise _fail(exchange, f"{what} is {type(data).__name__}, not bytes")
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, use_list=True)
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, use_list=False)
     unpacker.feed(data)
     try:
-        items = list(unpacker)
+        header = unpacker.unpack()
+        records = list(unpacker)
+    except msgpack.OutOfData:
+        raise _fail(exchange, f"{what} is empty") from None
     except Exception as exc:
         raise _fail(exchange, f"{what} is not valid msgpack ({type(exc).__name__}: {exc})") from None
-    if not items:
-        raise _fail(exchange, f"{what} is empty")
-    _check_header(exchange, items[0], "seen", what, 4)
-    _, _, number, count = items[0]
-    if number != chunk or count != len(items) - 1:
+    _check_header(exchange, header, "seen", what, 4)
+    _, _, number, count = header
+    if number != chunk or count != len(records):
         raise _fail(
             exchange,
-            f"{what} says chunk {number!r} of {count!r} records but holds {len(items) - 1} (truncated?)",
+            f"{what} says chunk {number!r} of {count!r} records but holds {len(records)} (truncated?)",
         )
-    return items[1:]
+    if unpacker.tell() != len(data):  # a closed chunk's bytes are kept as they are: they must be exact
+        raise _fail(exchange, f"{what} ends in {len(data) - unpacker.tell()} bytes that are no record")
+    return records
 
 
 def _check_fresh(exchange, core: dict) -> None:
@@ -375,12 +388,18 @@ def _check_fresh(exchange, core: dict) -> None:
         )
 
 
+_ORDER_TYPES = {m.value: m for m in OrderType}
+_TIMES_IN_FORCE = {m.value: m for m in TimeInForce}
+_STATUSES = {m.value: m for m in OrderStatusAtVenue}
+
+
 class _Decoder:
     """Turns a core map and seen records back into the exchange's objects; raises VenueStateError."""
 
-    def __init__(self, exchange, orders: Mapping) -> None:
+    def __init__(self, exchange, orders: Mapping, context: str = "") -> None:
         self.exchange = exchange
         self.orders = orders
+        self.context = context  # what is being decoded, for the messages
         currencies = {m.currency.code: m.currency for m in exchange.account._starting}
         if exchange.account.base_currency is not None:
             currencies[exchange.account.base_currency.code] = exchange.account.base_currency
@@ -394,7 +413,7 @@ class _Decoder:
         self.instrument_ids = {str(iid): iid for iid in exchange._books}
 
     def fail(self, what: str) -> VenueStateError:
-        return _fail(self.exchange, what)
+        return _fail(self.exchange, self.context + what)
 
     def currency(self, code) -> Currency:
         try:
@@ -424,13 +443,15 @@ class _Decoder:
         index, coid_s, rec = record
         if not isinstance(index, int) or not isinstance(coid_s, str):
             raise self.fail(f"bad seen record {record!r}")
-        coid = ClientOrderId(coid_s)
         if rec is None:
+            coid = ClientOrderId(coid_s)
             if book_iid is not None:
                 raise self.fail(f"working order {coid} has no order record")
             return index, coid, None
         (vid, sid, iid, is_buy, otype, price, trigger, qty, leaves, tif, queued, triggered, status) = rec
-        order = self.orders.get(coid)
+        # identifiers hash and compare as str: the plain str finds the node's order (whose id is valid)
+        order = self.orders.get(coid_s)
+        coid = ClientOrderId(coid_s) if order is None else order.client_order_id
         if order is None and must_link:
             raise VenueStateError(
                 f"venue {self.exchange.venue}: order {coid} is working at the venue but is missing from "
@@ -451,21 +472,22 @@ class _Decoder:
             )
         wo = WorkingOrder.__new__(WorkingOrder)
         wo.order = order
-        wo.client_order_id = coid if order is None else order.client_order_id
+        wo.client_order_id = coid
         wo.venue_order_id = None if vid is None else VenueOrderId(vid)
         wo.strategy_id = StrategyId(sid) if order is None else order.strategy_id
         wo.instrument_id = instrument_id
         wo.is_buy = bool(is_buy)
-        wo.order_type = OrderType(otype)
+        # enum members by value through a dict: as Enum(value), a fraction of the cost
+        wo.order_type = _ORDER_TYPES[otype]
         wo.is_limit = wo.order_type is OrderType.LIMIT
         wo.price_raw = price
         wo.trigger_raw = trigger
         wo.quantity_raw = qty
         wo.leaves_raw = leaves
-        wo.time_in_force = TimeInForce(tif)
+        wo.time_in_force = _TIMES_IN_FORCE[tif]
         wo.queued = bool(queued)
         wo.triggered = bool(triggered)
-        wo.status = OrderStatusAtVenue(status)
+        wo.status = _STATUSES[status]
         if book_iid is not None and wo.status is not OrderStatusAtVenue.WORKING:
             raise self.fail(f"order {coid} is on the book but {wo.status.name}")
         if book_iid is None and wo.status is OrderStatusAtVenue.WORKING:
@@ -521,30 +543,79 @@ class _Decoder:
         )
 
 
-def _apply(exchange, core, seen_records: list, orders: Mapping):
-    """Restore ``core`` + the records of done orders; returns StateLog's (working, done packed)."""
+def _take(seq, order: list) -> tuple:
+    """``seq``'s items in ``order``, picked in C (``itemgetter`` of 2+ items returns a tuple)."""
+    return itemgetter(*order)(seq) if len(order) > 1 else tuple(seq[i] for i in order)
+
+
+def _done_columns(dec: _Decoder, records: list) -> tuple:
+    """(arrival indexes, client order ids, order records or None) of done orders' seen records.
+
+    Checked in bulk, by zip/map/set running in C: no Python code runs per record, a restart must
+    not pay microseconds per seen id. What is checked: each record is a triple of an int
+    (arrival index), a str (client order id) and a tuple or None (order record); with the caller's
+    checks (every arrival index once, no id twice), the seen ids are exactly the stored ones. An
+    order record's fields are checked when ``done_order()`` decodes it, a client order id's text
+    when a ``ClientOrderId`` is made of it (``done_order()``, ``seen_client_order_ids()``).
+    """
+    if not records:
+        return (), (), ()
+    try:
+        indexes, coids, values = zip(*records, strict=True)
+    except (TypeError, ValueError):  # a record that is not a sequence, or not of 3 items
+        bad = next((r for r in records if type(r) is not tuple or len(r) != 3), records[0])
+        raise dec.fail(f"bad seen record {bad!r}") from None
+    value_types = {tuple, type(None)}
+    if (
+        not set(map(type, indexes)) <= {int}
+        or not set(map(type, coids)) <= {str}
+        or not set(map(type, values)) <= value_types
+    ):
+        bad = next(
+            r
+            for r in records
+            if type(r) is not tuple or (type(r[0]), type(r[1])) != (int, str) or type(r[2]) not in value_types
+        )
+        raise dec.fail(f"bad seen record {bad!r}")
+    return indexes, coids, values
+
+
+def done_order(exchange, client_order_id, record: tuple) -> WorkingOrder:
+    """The WorkingOrder of a done order that ``restore_blobs`` left in ``_seen`` as its stored order
+    record (decoded on first use; unlinked: ``order`` is ``None``). Raises VenueStateError."""
+    dec = _Decoder(exchange, {}, context=f"the stored record of done order {client_order_id}: ")
+    try:
+        _, _, wo = dec.working_order((0, str(client_order_id), record), None, must_link=False)
+    except VenueStateError:
+        raise
+    except Exception as exc:  # a field of the wrong shape or type, a value out of range
+        raise dec.fail(f"it is malformed ({type(exc).__name__}: {exc})") from None
+    return wo
+
+
+def _apply(exchange, core, seen_records: list, orders: Mapping, lazy: bool = False) -> dict:
+    """Restore ``core`` + the seen records of done orders; returns the working orders for StateLog
+    (client order id -> (arrival index, WorkingOrder)). ``lazy``: done orders stay as their order
+    records (tuples) in ``_seen``, see ``done_order()``; else they are decoded now."""
     if not isinstance(core, dict):
         raise _fail(exchange, "the core record is not a map")
     _check_fresh(exchange, core)
     dec = _Decoder(exchange, orders)
     try:
-        return _apply_checked(exchange, dec, core, seen_records)
+        return _apply_checked(exchange, dec, core, seen_records, lazy)
     except VenueStateError:
         raise
     except Exception as exc:  # a field of the wrong shape or type, a value out of range
         raise dec.fail(f"a record is malformed ({type(exc).__name__}: {exc})") from None
 
 
-def _apply_checked(exchange, dec: _Decoder, core: dict, seen_records: list):
+def _apply_checked(exchange, dec: _Decoder, core: dict, seen_records: list, lazy: bool) -> dict:
     # Decode everything first; touch the exchange only once all of it made sense.
-    by_index: dict[int, tuple] = {}
+    indexes: list = []  # seen ids as three columns: arrival index, client order id, _seen value
+    coids: list = []
+    values: list = []
     working: dict = {}
     books = []
-
-    def place(index, coid, wo) -> None:
-        if index in by_index:
-            raise dec.fail(f"arrival index {index} appears twice ({by_index[index][0]} and {coid})")
-        by_index[index] = (coid, wo)
 
     for entry in core["books"]:
         iid_s, pp, sp, quote, trade, bar, wos = entry
@@ -558,24 +629,41 @@ def _apply_checked(exchange, dec: _Decoder, core: dict, seen_records: list):
         book_orders = []
         for record in wos:
             index, coid, wo = dec.working_order(record, iid, must_link=True)
-            place(index, coid, wo)
+            indexes.append(index)
+            coids.append(coid)
+            values.append(wo)
             working[coid] = (index, wo)
             book_orders.append(wo)
         books.append((iid, dec.quote(iid, quote), dec.trade(iid, trade), dec.bar(iid, bar), book_orders))
-    done = []
-    for record in seen_records:
-        index, coid, wo = dec.working_order(record, None, must_link=False)
-        place(index, coid, wo)
-        done.append(_pack(record))
+    if lazy:
+        done_indexes, done_coids, done_values = _done_columns(dec, seen_records)
+        indexes.extend(done_indexes)
+        coids.extend(done_coids)
+        values.extend(done_values)
+    else:
+        for record in seen_records:
+            index, coid, wo = dec.working_order(record, None, must_link=False)
+            indexes.append(index)
+            coids.append(coid)
+            values.append(wo)
+    # Arrival order, at C speed (the done records come mostly in order already: timsort runs).
+    order = sorted(range(len(indexes)), key=indexes.__getitem__)
+    arrival = _take(indexes, order)
     seen_count = core["seen_count"]
-    if sorted(by_index) != list(range(seen_count)):
-        missing = seen_count - len(by_index)
+    if arrival != tuple(range(seen_count)):
+        twice = next((i for i in range(len(arrival) - 1) if arrival[i] == arrival[i + 1]), None)
+        if twice is not None:
+            raise dec.fail(
+                f"arrival index {arrival[twice]} appears twice "
+                f"({coids[order[twice]]} and {coids[order[twice + 1]]})"
+            )
+        missing = seen_count - len(arrival)
         raise dec.fail(
-            f"it names {seen_count} seen client order ids but holds {len(by_index)} "
+            f"it names {seen_count} seen client order ids but holds {len(arrival)} "
             f"({'missing ' + str(missing) if missing > 0 else 'others out of range'}: truncated or mixed up)"
         )
-    names = [coid for coid, _ in by_index.values()]
-    if len(set(names)) != len(names):
+    seen = dict(zip(_take(coids, order), _take(values, order), strict=True))
+    if len(seen) != len(order):
         raise dec.fail("a client order id appears twice")
     totals = {dec.asset(k, v): raw for k, v, raw in core["totals"]}
     locks = {ClientOrderId(c): (dec.asset(k, v), raw) for c, k, v, raw in core["locks"]}
@@ -618,10 +706,10 @@ def _apply_checked(exchange, dec: _Decoder, core: dict, seen_records: list):
         book.quote, book.trade, book.bar = quote, trade, bar
         for wo in book_orders:
             book.add(wo)
-    exchange._seen = {coid: wo for _, (coid, wo) in sorted(by_index.items())}
+    exchange._seen = seen
     exchange._order_count, exchange._trade_count = counts[0], counts[1]
     exchange._last_reported = reported
-    return working, done
+    return working
 
 
 def restore(exchange, data: bytes, orders: Mapping) -> None:
@@ -639,6 +727,22 @@ def restore_blobs(exchange, blobs: Mapping[str, bytes], orders: Mapping) -> Stat
     Returns the StateLog that carries on from the restored state (its next ``blobs()`` adds to the
     same chunks).
     """
+    # A restore allocates tens of thousands of small containers (the msgpack objects of the core
+    # and of every seen record, the working orders) that all stay alive: with the collector on,
+    # they trigger young collections and, as the survivors pile up, full (gen-2) ones that walk the
+    # whole heap again and again: several times the cost of the restore itself. Nothing here makes
+    # a reference cycle, so there is nothing to collect; the collector's previous state (enabled or
+    # not) is put back whatever happens.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _restore_blobs(exchange, blobs, orders)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _restore_blobs(exchange, blobs: Mapping[str, bytes], orders: Mapping) -> StateLog:
     if CORE_KEY not in blobs:
         raise _fail(exchange, f"no {CORE_KEY!r} blob among the stored keys {sorted(blobs)}")
     obj = _unpack(exchange, blobs[CORE_KEY], f"the {CORE_KEY!r} blob")
@@ -650,7 +754,7 @@ def restore_blobs(exchange, blobs: Mapping[str, bytes], orders: Mapping) -> Stat
     chunks = core.get("seen_chunks")
     if type(chunks) is not int or chunks < 0:
         raise _fail(exchange, f"the {CORE_KEY!r} blob has no valid seen chunk count")
-    records = []
+    parts = []
     for chunk in range(chunks):
         key = seen_key(chunk)
         if key not in blobs:
@@ -658,9 +762,14 @@ def restore_blobs(exchange, blobs: Mapping[str, bytes], orders: Mapping) -> Stat
         part = _read_chunk(exchange, chunk, blobs[key])
         if chunk < chunks - 1 and len(part) != SEEN_CHUNK:
             raise _fail(exchange, f"seen chunk {key!r} holds {len(part)} records, a full one {SEEN_CHUNK}")
-        records.extend(part)
-    working, done = _apply(exchange, core, records, orders)
-    return StateLog(exchange, restored=(working, done))
+        parts.append(part)
+    working = _apply(exchange, core, list(chain.from_iterable(parts)), orders, lazy=True)
+    # Closed chunks never change again: the StateLog keeps their stored bytes. Only the open (last,
+    # not full) chunk's records are packed again, for it to append to.
+    closed = len(parts) - 1 if parts and len(parts[-1]) < SEEN_CHUNK else len(parts)
+    closed_blobs = [bytes(blobs[seen_key(chunk)]) for chunk in range(closed)]
+    open_records = [_pack(record) for record in parts[closed]] if closed < len(parts) else []
+    return StateLog(exchange, restored=(working, closed_blobs, open_records))
 
 
 __all__ = [
@@ -670,6 +779,7 @@ __all__ = [
     "SEEN_PREFIX",
     "StateLog",
     "VenueStateError",
+    "done_order",
     "restore",
     "restore_blobs",
     "seen_key",
