@@ -106,7 +106,7 @@ class RelayEmitter(Strategy):
         self.clock.set_timer(TIMER, int(cfg.interval_ms * 1_000_000), self._on_timer)
 
     def on_stop(self) -> None:
-        if TIMER in self.clock.timer_names():
+        if TIMER in self.clock.timer_names:
             self.clock.cancel_timer(TIMER)
 
     def _on_timer(self, _event) -> None:

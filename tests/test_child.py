@@ -414,3 +414,107 @@ async def test_a_repeated_command_id_is_carried_out_once_and_gets_the_first_repl
             assert again["id"] == "c-new"
             await parent.send(protocol.cmd("c-stop", NODE, "stop", {}))
             await parent.exited(ChildExit.OK)
+
+
+# -- the outbox in process (no socket) ------------------------------------------------------------
+
+
+async def pump_frames(outbox: EventOutbox, until_seq: int) -> list[bytes]:
+    """Run the pump until it has sent ``until_seq``; the frames it sent, in order."""
+    frames: list[bytes] = []
+
+    async def send_frame(frame: bytes) -> None:
+        frames.append(frame)
+
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(outbox.pump, send_frame)
+            while outbox.sent_seq < until_seq or not outbox.idle:
+                await trio.sleep(0)
+            nursery.cancel_scope.cancel()
+    return frames
+
+
+@pytest.mark.trio
+async def test_outbox_frames_are_the_bytes_of_the_evt_message_and_pass_the_relay_check():
+    from orchestrator.child.outbox import BATCH_MAX
+    from orchestrator.protocol import codec
+
+    outbox = EventOutbox(NODE, 3, 100, max_unacked=10_000)
+    total = 2 * BATCH_MAX + 22
+    data = [
+        {"i": i, "ts_event": 10 + i, "px": "1.1", "nested": {"a": [1, 2.5, None, b"x"]}} for i in range(total)
+    ]
+    data[7] = {"no_ts": True}  # ts: the time the event was built
+    data[8] = 42  # not a dict: {"value": 42}
+    last = 100 + total
+    records = [outbox.stream_record(i + 1, "events.t", "T", d) for i, d in enumerate(data)]
+    assert [r[0] for r in records] == list(range(101, last + 1))  # wire seq = resume_after + node seq
+    assert outbox.take_records(records[:100]) is None
+    for record in records[100:]:
+        assert outbox(record) is None
+    assert outbox.last_seq == last and outbox.buffered == total
+    frames = await pump_frames(outbox, last)
+    assert len(frames) == 3  # BATCH_MAX + BATCH_MAX + 22
+    events = []
+    for frame in frames:
+        msg = protocol.decode(frame)
+        assert frame == protocol.encode(msg)  # exactly what the codec would have built
+        assert (msg["node"], msg["incarnation"]) == (NODE, 3) and len(msg["events"]) <= BATCH_MAX
+        batch = codec.decode_relay(frame)
+        assert (batch.first, batch.last, batch.count) == (
+            msg["events"][0][0],
+            msg["events"][-1][0],
+            len(msg["events"]),
+        )
+        events += msg["events"]
+    assert [e[0] for e in events] == list(range(101, last + 1))
+    assert events[0] == [101, 10, "events.t", "T", data[0]]
+    assert type(events[7][1]) is int and events[7][1] > 10**18 and events[7][4] == {"no_ts": True}
+    assert events[8][4] == {"value": 42}
+    assert outbox.events_sent == total and outbox.batches_sent == 3 and outbox.events_replaced == 0
+    # Cumulative acks, mid-frame too: exactly the acked events are released.
+    assert outbox.ack(130) == 30 and outbox.buffered == total - 30
+    assert outbox.ack(130) == 0 and outbox.ack(last) == total - 30 and outbox.all_acked
+
+
+@pytest.mark.trio
+async def test_outbox_packs_an_event_when_it_is_published_and_splits_frames_over_the_limit():
+    outbox = EventOutbox(NODE, 1, 0, max_unacked=100)
+    data = {"ts_event": 1, "blob": "a"}
+    outbox(outbox.stream_record(1, "t", "T", data))
+    data["blob"] = "changed later"  # the event is what was published, not what the dict became
+    third = protocol.MAX_FRAME_BYTES // 3
+    for seq in (2, 3, 4):  # each fits a frame alone, no two... three of them together do not
+        outbox(outbox.stream_record(seq, "t", "T", {"ts_event": seq, "blob": "x" * third}))
+    frames = await pump_frames(outbox, 4)
+    assert len(frames) >= 2 and all(len(f) <= protocol.MAX_FRAME_BYTES for f in frames)
+    events = [e for f in frames for e in protocol.decode(f)["events"]]
+    assert [e[0] for e in events] == [1, 2, 3, 4] and events[0][4]["blob"] == "a"
+    assert outbox.events_replaced == 0 and outbox.batches_sent == len(frames)
+
+
+@pytest.mark.trio
+async def test_outbox_take_records_applies_backpressure_and_drops_nothing():
+    outbox = EventOutbox(NODE, 1, 0, max_unacked=10)
+    records = [outbox.stream_record(seq, "t", "T", {"ts_event": seq}) for seq in range(1, 11)]
+    assert outbox.record_room() == 10
+    assert outbox.take_records(records[:6]) is None and outbox.record_room() == 4
+    waited = outbox.take_records(records[6:])  # the 10th event held: kept, then wait
+    assert waited is not None and outbox.buffered == 10 and outbox.last_seq == 10
+    assert outbox.record_room() == 0
+    frames = await pump_frames(outbox, 10)
+    assert [e[0] for f in frames for e in protocol.decode(f)["events"]] == list(range(1, 11))
+    done = []
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+
+            async def wait_room():
+                await waited
+                done.append(outbox.buffered)
+
+            nursery.start_soon(wait_room)
+            await trio.sleep(0)
+            assert not done  # still 10 unacked
+            outbox.ack(3)  # 7 left: room
+    assert done == [7] and outbox.record_room() == 3 and outbox.backpressure_waits == 1

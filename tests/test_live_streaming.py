@@ -237,3 +237,114 @@ async def test_a_slow_sink_slows_the_node_down_instead_of_losing_messages(anyio_
     assert stats["delivered"] == stats["published"] == len(sink.messages) > 1500
     assert [m["seq"] for m in sink.messages] == list(range(1, len(sink.messages) + 1))
     node.dispose()
+
+
+# -- record sinks (the fast path the orchestrator's child uses) -----------------------------------
+
+
+class RecordTaker:
+    """A RecordSink with ``take_records``: one tuple per message, handed over in runs.
+
+    ``slow``: every run is followed by an awaitable (a sink whose buffer is always full), which
+    the port must await before handing the next run. ``durable``: called with each run, to check
+    that nothing arrives before it is committed.
+    """
+
+    def __init__(self, slow: bool = False, durable=None, room: int = 10**9) -> None:
+        self.records: list[tuple] = []
+        self.runs: list[int] = []
+        self.room = room
+        self.slow = slow
+        self.durable = durable
+
+    def stream_record(self, seq, topic, type_name, data):
+        return (seq, topic, type_name, data)
+
+    def record_room(self) -> int:
+        return self.room
+
+    def take_records(self, records: list):
+        if self.durable is not None:
+            self.durable(records)
+        self.records += records
+        self.runs.append(len(records))
+        return anyio.sleep(0) if self.slow else None
+
+    def __call__(self, record):  # never used when take_records exists
+        raise AssertionError("the port called the sink per record although it has take_records")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("slow, room", [(False, 10**9), (True, 10**9), (True, 3)])
+async def test_a_record_sink_with_take_records_gets_every_record_once_in_order(anyio_backend, slow, room):
+    from node.live.config import QueueConfig
+    from node.live.streaming import TAKE_MAX
+
+    sink = RecordTaker(slow=slow, room=room)
+    node = replay_node(
+        random_walk_quotes(INSTRUMENT, 1500, seed=7),
+        [mean_reversion()],
+        stream_sink=sink,
+        risk=RiskConfig(max_submit_rate=1_000_000),
+        queues=QueueConfig(stream_capacity=4096),
+        stream_patterns=("events.*", "data.quotes.*"),  # every quote too: runs of many records
+    )
+    node.build()
+    with anyio.fail_after(60):
+        await node.run_async()
+    stats = node.stream.stats()
+    assert [r[0] for r in sink.records] == list(range(1, stats["published"] + 1))
+    assert stats["delivered"] == stats["published"] == len(sink.records) > 1500
+    assert stats["buffered"] == 0 and node.stream.sink_errors == 0
+    assert max(sink.runs) <= min(TAKE_MAX, room) and min(sink.runs) >= 1
+    assert max(sink.runs) > 1  # records were handed in runs, not one by one
+    assert sum(1 for r in sink.records if r[2] == "QuoteTick") == 1500
+    node.dispose()
+
+
+def test_the_port_buffers_what_the_record_sink_builds_at_publish():
+    port = StreamingPort(("events.*",), capacity=4)
+    sink = RecordTaker()
+    port.sink = sink
+    port._on_publish("events.x", {"a": 1})
+    port._on_publish("events.y", "text")
+    # The record's fields are those of the ordinary sink's dict, built at publish.
+    assert list(port._items) == [
+        (d["seq"], d["topic"], d["type"], d["data"])
+        for d in (to_stream_dict(1, "events.x", {"a": 1}), to_stream_dict(2, "events.y", "text"))
+    ]
+    assert port.stats()["buffered"] == 2 and port.stats()["high_water"] == 2
+    port.close()
+    port._on_publish("events.z", {})  # closed: nothing more is buffered or numbered
+    assert port.seq == 2 and len(port._items) == 2
+
+
+@pytest.mark.anyio
+async def test_a_record_sink_gets_nothing_before_it_is_durable(anyio_backend, tmp_path):
+    """The child's path (take_records) with a state store: every run was committed before it."""
+    from node.live.config import StateConfig
+
+    node = None
+    checked: list[int] = []
+
+    def durable(records: list) -> None:
+        last = records[-1][0]
+        stored = [e.seq for e in node.state_store.outbox_after(records[0][0] - 1)]
+        assert stored[: len(records)] == [r[0] for r in records], f"seq {last} not durable yet"
+        checked.extend(r[0] for r in records)
+
+    sink = RecordTaker(durable=durable)
+    state = StateConfig(tmp_path / "node.sqlite", synchronous="normal")
+    node = replay_node(
+        random_walk_quotes(INSTRUMENT, 600, seed=3),
+        [mean_reversion()],
+        risk=RiskConfig(max_submit_rate=1_000_000),
+        state=state,
+        stream_sink=sink,
+    )
+    node.build()
+    with anyio.fail_after(60):
+        await node.run_async()
+    assert node.stream.sink_errors == 0
+    assert checked == list(range(1, node.stream.seq + 1)) and len(checked) > 50
+    node.dispose()

@@ -22,27 +22,32 @@ backpressure: the node's drain tasks pause while the buffer is above half full (
 stop with :class:`StreamOverflow` (never a silent drop).
 
 **The record fast path.** A host that turns every message into its own record anyway (the
-orchestrator's child turns the dict into a wire event list) would pay for two objects per message.
+orchestrator's child packs it into a wire event) would pay for two objects per message.
 Such a sink may provide ``stream_record(seq, topic, type_name, data)`` (see :class:`RecordSink`):
 the port then buffers what that returns, built at publish time, and hands *that* to the sink,
 instead of the dict. Same order, same backpressure, same counters; only the item's shape differs.
+A record sink may also take records in runs: with ``take_records(records)`` and
+``record_room()`` the port hands a list of consecutive records per call (at most ``TAKE_MAX``, and
+at most ``record_room()``, at least one) instead of calling the sink once per record.
 
 **Per wake-up, not per message.** The streaming task hands over everything buffered each time it
 wakes, without awaiting between messages (unless the sink returns an awaitable), and updates the
 delivery counters once per run of messages: the per-message cost of the loop is what limits how
-fast a node can stream (issue #4).
+fast a node can stream (issue #4). For the same reason the buffer is a plain deque of the port's
+own rather than a ``KernelQueue``: a put is an append (and a wake-up only if the task waits), and
+the high-water mark is read when the task wakes, which is when the buffer is at its longest.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
 
-from node.live.errors import QueueFull, StreamOverflow
-from node.live.queues import EndOfQueue, KernelQueue
+from node.live.errors import StreamOverflow
 from node.model.events import to_plain
 from node.msgbus.bus import MessageBus, topic_matches
 
@@ -51,12 +56,22 @@ DEFAULT_STREAM_PATTERNS = ("events.order.*", "events.position.*", "events.accoun
 
 Sink = Callable[[dict], Any]
 
+TAKE_MAX = 256
+"""Records per ``take_records`` call at most (one list of them is built per call)."""
+
 
 class RecordSink(Protocol):
     """A sink that chooses what the port buffers per message (the fast path; module docstring).
 
     ``stream_record`` is called on the kernel loop, inside ``publish``, with what would otherwise go
     into the dict; it must be quick and must not raise. The sink is then called with its result.
+
+    Optionally, both of (the port checks for them when the sink is set):
+
+    - ``take_records(records: list) -> Awaitable | None``: take a run of records, oldest first,
+      instead of one ``__call__`` each; the awaitable (if any) is awaited before the next run.
+    - ``record_room() -> int``: how many records the sink takes before it will have to wait; the
+      port never hands a longer run (but always at least one record).
     """
 
     def stream_record(self, seq: int, topic: str, type_name: str, data: Any) -> Any: ...
@@ -90,14 +105,26 @@ class StreamingBus(MessageBus):
         if tap is not None:
             hit = self._tap_topics.get(topic)
             if hit is None:
-                if len(self._tap_topics) >= self._MAX_TAP_TOPICS:
-                    self._tap_topics.clear()
-                hit = self._tap_topics[topic] = isinstance(topic, str) and any(
-                    topic_matches(topic, p) for p in self._tap_patterns
-                )
+                hit = self._tap_topic(topic)
             if hit:
                 tap(topic, msg)
-        MessageBus.publish(self, topic, msg)  # not super(): this runs for every message
+        # MessageBus.publish, inlined (one Python call less per message: this runs for every
+        # message of the node; keep the two in step).
+        self.pub_count += 1
+        handlers = self._cache.get(topic)
+        if handlers is None:
+            handlers = self._cache_topic(topic)
+        for handler in handlers:
+            handler(msg)
+
+    def _tap_topic(self, topic: str) -> bool:
+        """First sight of a topic: does the tap see it? (decided once per topic and cached)."""
+        if len(self._tap_topics) >= self._MAX_TAP_TOPICS:
+            self._tap_topics.clear()
+        hit = self._tap_topics[topic] = isinstance(topic, str) and any(
+            topic_matches(topic, p) for p in self._tap_patterns
+        )
+        return hit
 
 
 def _message_data(msg: Any) -> Any:
@@ -115,17 +142,31 @@ def to_stream_dict(seq: int, topic: str, msg: Any) -> dict:
 
 
 class StreamingPort:
-    """Buffers tapped messages and hands them to the sink from its own task, in order."""
+    """Buffers tapped messages and hands them to the sink from its own task, in order.
+
+    The buffer is a plain deque owned by the port (not a ``KernelQueue``): one producer (the tap,
+    on the kernel loop), one consumer (:meth:`run`), never-drop (full is :class:`StreamOverflow`),
+    and the bookkeeping is done once per wake-up of the consumer instead of once per message.
+    """
 
     def __init__(self, patterns: tuple[str, ...], capacity: int, logger: Any = None) -> None:
         for pattern in patterns:
             if not isinstance(pattern, str) or not pattern:
                 raise ValueError(f"stream topic patterns must be non-empty strings, got {pattern!r}")
+        if type(capacity) is not int or capacity < 1:
+            raise ValueError(f"queue 'stream': capacity must be an int >= 1, got {capacity!r}")
         self.patterns = tuple(patterns)
         self._sink: Sink | RecordSink | None = None
         self._record: Callable[[int, str, str, Any], Any] = _dict_record
-        self._queue = KernelQueue("stream", capacity)
-        self._high_water = max(1, capacity // 2)
+        self._take: Callable[[list], Any] | None = None  # the sink's take_records, if it has one
+        self._room: Callable[[], int] | None = None  # ... and its record_room
+        self._items: deque = deque()  # records not yet handed to the sink, oldest first
+        self._capacity = capacity
+        self._closed = False
+        self._readable: anyio.Event | None = None  # set by a put while run() waits for one
+        self._high_water = max(1, capacity // 2)  # congested at or above this (backpressure)
+        self._max_buffered = 0  # the most records ever buffered at once (stats' high_water)
+        self._in_hand = False  # run() awaits the sink on a record it took (not delivered yet)
         self._log = logger
         self.seq = 0
         self.delivered = 0
@@ -135,7 +176,7 @@ class StreamingPort:
         # Durability (``node.live.recorder``): ``recorder(seq, topic, type_name, msg, data)`` sees
         # every message at publish; ``await make_durable()`` must have returned before a message
         # is handed to the sink. ``_durable_seq`` is the last seq made durable, ``_handed_seq`` the
-        # last one handed over: one int compare per message decides whether to commit.
+        # last one handed over: one int compare per wake-up decides whether to commit.
         self.recorder: Callable[[int, str, str, Any, Any], None] | None = None
         self.make_durable: Callable[[], Awaitable[None]] | None = None
         self._durable_seq = 0
@@ -149,8 +190,13 @@ class StreamingPort:
     @sink.setter
     def sink(self, sink: Sink | RecordSink | None) -> None:
         record = getattr(sink, "stream_record", None)
+        take = getattr(sink, "take_records", None) if callable(record) else None
+        room = getattr(sink, "record_room", None)
         self._sink = sink
         self._record = record if callable(record) else _dict_record
+        batched = callable(take) and callable(room)
+        self._take = take if batched else None
+        self._room = room if batched else None
 
     @property
     def enabled(self) -> bool:
@@ -165,8 +211,7 @@ class StreamingPort:
     # -- kernel side (synchronous, on the loop) ---------------------------------------------------
 
     def _on_publish(self, topic: str, msg: Any) -> None:
-        queue = self._queue
-        if queue.closed:
+        if self._closed:
             return  # the node has stopped streaming (after its final flush)
         self.seq = seq = self.seq + 1
         # _message_data() inlined: this runs once per streamed message.
@@ -179,22 +224,26 @@ class StreamingPort:
         recorder = self.recorder
         if recorder is not None:
             recorder(seq, topic, type_name, msg, data)
-        try:
-            queue.put_nowait(self._record(seq, topic, type_name, data))
-        except QueueFull:  # the queue never drops (BLOCK): full is the host's sink not keeping up
+        items = self._items
+        if len(items) >= self._capacity:  # never drops: full is the host's sink not keeping up
             raise StreamOverflow(
-                f"the external stream buffer is full ({queue.capacity} messages): the host's sink "
+                f"the external stream buffer is full ({self._capacity} messages): the host's sink "
                 f"does not keep up (message {seq} on {topic} could not be buffered). Make the sink "
                 "faster or raise queues.stream_capacity"
-            ) from None
+            )
+        items.append(self._record(seq, topic, type_name, data))
+        readable = self._readable
+        if readable is not None:
+            self._readable = None
+            readable.set()
 
     @property
     def congested(self) -> bool:
-        return len(self._queue) >= self._high_water
+        return len(self._items) >= self._high_water
 
     async def wait_room(self) -> None:
         """Backpressure for the drain tasks: return once the buffer is below half full."""
-        while self.congested and not self._queue.closed:
+        while self.congested and not self._closed:
             if self._room_event is None:
                 self._room_event = anyio.Event()
             await self._room_event.wait()
@@ -218,52 +267,106 @@ class StreamingPort:
     # -- the streaming task ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Hand every buffered message to the sink until the buffer is closed and empty.
+        """Hand every buffered message to the sink until the port is closed and the buffer empty.
 
         One wake-up hands over everything buffered (messages published meanwhile too), taking
         each from the buffer only when its turn comes, so ``congested`` stays exact. Counters and
         wake-ups are settled once per run of synchronous sink calls, and before awaiting a sink's
         awaitable: whoever waits (``flush``, ``wait_room``) sees the same state as if they were
         settled per message, since nothing else runs between two synchronous calls.
+
+        Durability: ``_handed_seq`` counts the messages handed over (from the resumed seq), as the
+        seq of the last one; a wake-up hands at most up to ``_durable_seq`` and first commits
+        (``make_durable``) if nothing buffered is durable yet, so no message reaches the sink
+        before the commit that holds it returned.
         """
         sink = self._sink
-        queue = self._queue
-        get_nowait = queue.get_nowait
+        take = self._take
+        items = self._items
+        popleft = items.popleft
+        isawaitable = inspect.isawaitable
         while True:
-            try:
-                item = await queue.get()
-            except EndOfQueue:
-                return
+            buffered = len(items)
+            if not buffered:
+                if self._closed:
+                    return
+                self._readable = readable = anyio.Event()
+                await readable.wait()
+                continue
+            # Only a put adds to the buffer and only this task takes from it, so the buffer is
+            # at its longest whenever this task resumes: the high-water mark needs no per-put work.
+            if buffered > self._max_buffered:
+                self._max_buffered = buffered
+            count = buffered
+            if self.make_durable is not None:
+                count = self._durable_seq - self._handed_seq
+                if count <= 0:
+                    await self._ensure_durable()  # a failure propagates: the node stops
+                    continue
+                if count > buffered:
+                    count = buffered
+            if take is not None:
+                await self._hand_records(take, count)
+                continue
             handed = 0
-            while True:
-                if self.make_durable is not None:
-                    self._handed_seq += 1
-                    if self._handed_seq > self._durable_seq:
-                        if handed:
-                            self._settle(handed)
-                            handed = 0
-                        await self._ensure_durable()  # a failure propagates: the node stops
+            for _ in range(count):
+                item = popleft()
                 try:
                     result = sink(item)
                     # ``is not None`` first: the common sync sink returns None, and
                     # inspect.isawaitable costs as much as the rest of this loop.
-                    if result is not None and inspect.isawaitable(result):
+                    if result is not None and isawaitable(result):
                         if handed:
                             self._settle(handed)
                             handed = 0
-                        await result
+                        await self._await_sink(result)
                 except Exception as exc:  # a host bug must not stop the node; it is counted and logged
                     self._sink_failed(item, exc)
                 handed += 1
-                if not queue:
-                    break
-                item = get_nowait()
             self._settle(handed)
+
+    async def _hand_records(self, take: Callable[[list], Any], count: int) -> None:
+        """Hand the next ``count`` buffered records through ``take_records``, in runs.
+
+        A run is at most ``TAKE_MAX`` records and at most what the sink says it takes before it
+        must wait (``record_room``, at least one): a sink bounded at N records then holds exactly
+        N at most, as if it had been handed one record per call.
+        """
+        items = self._items
+        popleft = items.popleft
+        room = self._room
+        while count:
+            n = min(count, TAKE_MAX, room())
+            if n < 1:
+                n = 1
+            if n == len(items):
+                records = list(items)
+                items.clear()
+            else:
+                records = [popleft() for _ in range(n)]
+            count -= n
+            try:
+                result = take(records)
+                if result is not None and inspect.isawaitable(result):
+                    await self._await_sink(result)
+            except Exception as exc:  # a host bug must not stop the node; it is counted and logged
+                self._sink_failed(records, exc)
+            self._settle(n)
+
+    async def _await_sink(self, result: Awaitable) -> None:
+        """Await the sink's backpressure; what it was handed counts as delivered only afterwards."""
+        self._in_hand = True
+        try:
+            await result
+        finally:
+            self._in_hand = False
+            if len(self._items) > self._max_buffered:
+                self._max_buffered = len(self._items)
 
     def _settle(self, handed: int) -> None:
         """Count ``handed`` more messages as delivered and wake whoever waits on that."""
         self.delivered += handed
-        self._queue.processed += handed
+        self._handed_seq += handed
         delivered, self._delivered_event = self._delivered_event, None
         if delivered is not None:
             delivered.set()
@@ -274,7 +377,9 @@ class StreamingPort:
     def _sink_failed(self, item: Any, exc: Exception) -> None:
         self.sink_errors += 1
         if self._log is not None:
-            if type(item) is dict:
+            if type(item) is list:  # a run of records given to take_records
+                what = f"{len(item)} stream records, the first {item[0]!r:.200}"
+            elif type(item) is dict:
                 what = f"message {item.get('seq')} ({item.get('topic')})"
             else:
                 what = f"stream record {item!r:.200}"
@@ -282,16 +387,18 @@ class StreamingPort:
 
     async def flush(self) -> None:
         """Return once every message published so far has been handed to the sink."""
-        while self.delivered < self._queue.put_count:
+        while self._items or self._in_hand:
             if self._delivered_event is None:
                 self._delivered_event = anyio.Event()
             await self._delivered_event.wait()
 
     def close(self) -> None:
-        self._queue.close()
-        if self._room_event is not None:
-            self._room_event.set()
-            self._room_event = None
+        self._closed = True
+        for name in ("_readable", "_room_event"):
+            event = getattr(self, name)
+            if event is not None:
+                setattr(self, name, None)
+                event.set()
 
     def stats(self) -> dict:
         return {
@@ -299,8 +406,8 @@ class StreamingPort:
             "patterns": list(self.patterns),
             "published": self.seq,
             "delivered": self.delivered,
-            "buffered": len(self._queue),
-            "high_water": self._queue.high_water,
+            "buffered": len(self._items),
+            "high_water": max(self._max_buffered, len(self._items)),
             "sink_errors": self.sink_errors,
         }
 
