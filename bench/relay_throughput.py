@@ -45,7 +45,8 @@ and published in the same window (more than the reader got when the PUB dropped 
 subscriber never stalls the relay), messages/s and events per message, and the CPU used during
 the window by each process (from ``/proc/<pid>/stat``; for the orchestrator also its trio loop
 thread alone) and by the whole machine (from ``/proc/stat``), which says what limits the figure.
-The bench nodes run without a state store (``node_state="off"``) and with a 2 s heartbeat
+The bench nodes run without a state store (``node_state="off"``; ``--node-state normal|full``
+measures what durability costs the end-to-end cases) and with a 2 s heartbeat
 timeout (a node starved of CPU by other work must not be killed mid-window). Targets (issue #4):
 relay >= 50% of raw; p99 <= 2 ms at 10k events/s. Speed is measured here, never asserted in tests.
 """
@@ -410,12 +411,18 @@ def run_raw(rundir: Path, warmup_s: float, window_s: float) -> dict:
 # -- cases 2 and 3: through the orchestrator ----------------------------------------------------
 
 
+NODE_STATE = {"mode": "off"}  # --node-state: the nodes' state store (the relay alone: off)
+
+
 def node_doc(emitter: dict) -> dict:
+    patterns = ["events.bench.*"]
+    if NODE_STATE["mode"] != "off":  # a node with a store streams its order and account events (none here)
+        patterns += ["events.order.*", "events.account.*"]
     return {
         "node": {"trader_id": "BENCH-1", "log_level": "ERROR"},
         "venues": [{"name": "SIM", "starting_balances": ["1000000 USD"]}],
         "instruments": [{"id": "EUR/USD.SIM"}],
-        "streaming": {"patterns": ["events.bench.*"]},
+        "streaming": {"patterns": patterns},
         "strategies": [{"path": "bench.relay_emitter:RelayEmitter", "config": {"topic": TOPIC, **emitter}}],
     }
 
@@ -442,7 +449,9 @@ def relay_config(
         nodes=[NodeSpec(n, doc, str(ROOT), once, autostart=False) for n, doc in docs.items()],
         spares=0,
         python=python,
-        node_state="off",  # the relay alone: no node state store (its commits are not on this path)
+        # The relay alone by default; --node-state normal|full adds each node's commits (a SQLite
+        # transaction per stream wake-up, before its events may leave the node).
+        node_state=NODE_STATE["mode"] if python is None else "off",
         # Throughput, not hang detection: a node starved of CPU by other work on this 2-core machine
         # for 300 ms (the default) must not be killed in the middle of a window.
         heartbeat_timeout_s=2.0,
@@ -701,7 +710,15 @@ def main() -> None:
         help="make the orchestrator decode and validate every event of every frame, as before the "
         "relay's envelope-only check (for comparison)",
     )
+    parser.add_argument(
+        "--node-state",
+        choices=("off", "normal", "full"),
+        default="off",
+        help="the nodes' durable state store (default off: the relay alone); normal or full measure "
+        "what durability costs the end-to-end cases",
+    )
     args = parser.parse_args()
+    NODE_STATE["mode"] = args.node_state
     if args.profile is not None:
         py_spy_path()
     if Path.cwd().resolve() != ROOT:
@@ -713,6 +730,7 @@ def main() -> None:
     )
     options = f" --profile {args.profile}" if args.profile else ""
     options += " --full-decode" if args.full_decode else ""
+    options += f" --node-state {args.node_state}" if args.node_state != "off" else ""
     print(
         "command: .venv/bin/python bench/relay_throughput.py "
         f"--window {args.window:g} --warmup {args.warmup:g} --rate {args.rate}{options}"

@@ -52,12 +52,19 @@ def node_doc(seed: int) -> dict:
     }
 
 
+NODE_STATE = {"mode": "full"}  # --node-state: the fleet default unless asked otherwise
+
+
 def config(runtime: Path, spares: int, heartbeat_timeout_s: float) -> OrchestratorConfig:
     # No intensity limit and no backoff: the bench kills far more often than any policy allows.
     policy = RestartPolicy(max_restarts=10_000, window_s=1, backoff_initial_s=0, backoff_max_s=0)
     specs = [NodeSpec(n, node_doc(i + 1), str(ROOT / "configs"), policy) for i, n in enumerate(NODES)]
     return OrchestratorConfig(
-        runtime_dir=runtime, nodes=tuple(specs), spares=spares, heartbeat_timeout_s=heartbeat_timeout_s
+        runtime_dir=runtime,
+        nodes=tuple(specs),
+        spares=spares,
+        heartbeat_timeout_s=heartbeat_timeout_s,
+        node_state=NODE_STATE["mode"],
     )
 
 
@@ -127,12 +134,21 @@ def main() -> None:
     parser.add_argument("--stops", type=int, default=20)
     parser.add_argument("--heartbeat-timeout", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--node-state",
+        choices=("full", "normal", "off"),
+        default="full",
+        help="the nodes' state store (default full, the fleet default: every restart is a recovery)",
+    )
     args = parser.parse_args()
+    NODE_STATE["mode"] = args.node_state
 
     warm = trio.run(session, 1, args.kills, args.stops, args.heartbeat_timeout, args.seed)
     cold = trio.run(session, 0, args.cold_kills, 0, args.heartbeat_timeout, args.seed)
 
-    print("\nrestart latency: 3 sandbox nodes trading; time until the replacement reports RUNNING\n")
+    print(
+        f"\nrestart latency: 3 sandbox nodes trading (node_state = {args.node_state!r}); time until the replacement reports RUNNING\n"
+    )
     print(f"| {'case':<44} | {'n':>4} | {'p50 ms':>8} | {'p99 ms':>8} | {'max ms':>8} |")
     print(f"|{'-' * 46}|{'-' * 6}|{'-' * 10}|{'-' * 10}|{'-' * 10}|")
     print(row("kill -9 -> RUNNING, warm spare", warm["kill"]))

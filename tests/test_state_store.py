@@ -848,3 +848,16 @@ def test_a_forget_rolled_back_with_its_transaction_keeps_the_rows(store):
         tx.forget_order("O-1")
         raise RuntimeError("crash mid-transaction")
     assert list(store.load().orders) == ["O-1"]
+
+
+def test_append_outbox_takes_a_run_of_consecutive_seqs_and_refuses_a_gap(store):
+    with store.transaction() as tx:
+        assert tx.emit("events.t", "E", b"1") == 1
+        tx.append_outbox([(2, "events.t", "E", b"2"), (3, "events.t", "E", b"3")])
+        assert tx.emit("events.t", "E", b"4") == 4  # the sequence goes on after the run
+    with pytest.raises(OutboxSequenceError, match="expected 5"), store.transaction() as tx:
+        tx.append_outbox([(6, "events.t", "E", b"6")])  # 5 skipped: a gap
+    with pytest.raises(OutboxSequenceError, match="expected 6"), store.transaction() as tx:
+        tx.append_outbox([(5, "events.t", "E", b"5"), (5, "events.t", "E", b"5")])
+    assert [(e.seq, e.payload) for e in store.outbox_after(0)] == [(1, b"1"), (2, b"2"), (3, b"3"), (4, b"4")]
+    assert store.load().last_seq == 4

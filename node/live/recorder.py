@@ -73,6 +73,7 @@ class StateRecorder:
         self._exec_events = exec_events  # the node's execution-event queue (KernelQueue)
         self._exec_clients = exec_clients
         self._pending: list[tuple[int, str, str, Any, Any]] = []
+        self._packer = msgpack.Packer(use_bin_type=True)  # reused: one per event is measurable
         self._known_orders: set[str] = set()  # orders whose OrderInitialized is stored
         self._counters: dict[str, int] = {}
         self._strategy_states: dict[str, dict] = {}
@@ -102,18 +103,26 @@ class StateRecorder:
 
     async def commit_async(self) -> None:
         """Gather the commit on the kernel loop, write it in a worker thread (the loop goes on)."""
-        writes, events = self._gather()
-        await anyio.to_thread.run_sync(self._write, writes, events)
+        writes, outbox = self._gather()
+        await anyio.to_thread.run_sync(self._write, writes, outbox)
 
     def commit(self) -> None:
         """The same as :meth:`commit_async`, written on the calling thread."""
         self._write(*self._gather())
 
-    def _gather(self) -> tuple[list[tuple], int]:
+    def _pack_data(self, data: Any) -> bytes:
+        try:
+            return self._packer.pack(data)
+        except (TypeError, ValueError, OverflowError):
+            self._packer = msgpack.Packer(use_bin_type=True)  # a failed pack may leave it mid-write
+            return pack_data(data)
+
+    def _gather(self) -> tuple[list[tuple], list[tuple]]:
         """Everything to write since the last commit, as (store method, args) pairs."""
         pending, self._pending = self._pending, []
         kernel = self._kernel
         tx = _Writes()
+        outbox: list[tuple] = []
         orders: set = set()  # orders and positions this commit changed
         positions: set = set()
         for seq, topic, type_name, msg, data in pending:
@@ -124,7 +133,7 @@ class StateRecorder:
                     positions.add(msg.position_id)
             elif type(msg) is AccountState:
                 tx.put_account_state(msg.account_id, encode_event(msg))
-            tx.outbox(seq, topic, type_name, pack_data(data))
+            outbox.append((seq, topic, type_name, self._pack_data(data)))
         if orders or positions:
             self._forget_closed(tx, orders, positions)
         for strategy in kernel.strategies:
@@ -144,25 +153,16 @@ class StateRecorder:
                 namespace = VENUE_NAMESPACE + str(client.id)
                 for key, value in client.state_blobs().items():
                     self._blob(tx, namespace, key, value)
-        return tx.writes, len(pending)
+        return tx.writes, outbox
 
-    def _write(self, writes: list[tuple], events: int) -> None:
+    def _write(self, writes: list[tuple], outbox: list[tuple]) -> None:
         """Apply gathered writes in one transaction, then the acks received meanwhile."""
         with self.store.transaction() as tx:
             for name, args in writes:
-                if name == "outbox":
-                    seq = args[0]
-                    allocated = tx.next_seq()
-                    if allocated != seq:
-                        raise RuntimeError(
-                            f"stream seq {seq} does not follow the store's sequence ({allocated}): "
-                            "the stream was renumbered without the store"
-                        )
-                    tx.add_outbox(*args)
-                else:
-                    getattr(tx, name)(*args)
+                getattr(tx, name)(*args)
+            tx.append_outbox(outbox)  # refuses seqs that do not continue the store's sequence
         self.commits += 1
-        self.events_committed += events
+        self.events_committed += len(outbox)
         self._apply_acks()
 
     def _record_order_event(self, tx, event: OrderEvent, type_name: str) -> None:

@@ -133,6 +133,19 @@ def _field_checks(cls: type) -> tuple:
     return checks
 
 
+def compile_field_checks() -> int:
+    """Compile the field checks of every event class now (a process that restarts nodes does this
+    before it is needed, instead of on the first event of each type); returns how many."""
+    count = 0
+    pending = [Event]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        _field_checks(cls)
+        count += 1
+    return count
+
+
 def _check_fields(obj: Any) -> None:
     """Validate every dataclass field of ``obj`` against its annotation (and timestamps' range)."""
     for name, ok, tp, is_ts in _field_checks(type(obj)):

@@ -88,12 +88,13 @@ class ParentWatchdog:
             now = trio.current_time()
             if now < self._deadline:
                 continue  # a beat moved the deadline
-            if now - deadline > self.timeout_s / 4 and not self._grace:
-                # We woke far past the deadline: this loop itself was blocked (a long kernel
-                # step, e.g. a strategy's slow on_stop), and the parent's heartbeats may be
-                # waiting unread on the socket. Let the receiver read them before judging.
+            if not self._grace:
+                # Before judging, one short grace: if this loop itself was blocked past the
+                # deadline (a long kernel step, e.g. a strategy's slow on_stop), the parent's
+                # heartbeats are waiting unread on the socket, and the receiver must get to them
+                # first. A parent that is really gone costs a tenth of the timeout more.
                 self._grace = True
-                self._deadline = now + self.timeout_s / 4
+                self._deadline = now + self.timeout_s / 10
                 continue
             return self._reason(now)
 

@@ -71,6 +71,21 @@ def _strategy_modules() -> list[str]:
     ]
 
 
+def _first_uses() -> None:
+    """What a module does once, on first use, that a restart would otherwise pay for.
+
+    Every restart of a node with a state store is a recovery: it opens SQLite and rebuilds events
+    from the store. SQLite initialises itself on the first connection, and each event class
+    compiles its field checks on its first instance (``node.model.events.compile_field_checks``).
+    """
+    import sqlite3
+
+    from node.model.events import compile_field_checks
+
+    sqlite3.connect(":memory:").close()
+    compile_field_checks()
+
+
 def warm_up() -> WarmUpReport:
     """Import :data:`WARM_MODULES` and every module of ``node.strategies``; report the cost.
 
@@ -83,6 +98,7 @@ def warm_up() -> WarmUpReport:
         importlib.import_module(name)
     for name in _strategy_modules():
         importlib.import_module(name)
+    _first_uses()
     seconds = time.perf_counter() - started
     return WarmUpReport(seconds, len(sys.modules) - before)
 

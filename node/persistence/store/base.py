@@ -21,6 +21,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from node.persistence.store.errors import OutboxSequenceError
+
 SEQ_COUNTER = "__seq__"
 """Counter holding the last event sequence number issued (reserved: moved only by ``next_seq``)."""
 
@@ -164,6 +166,21 @@ class StateTransaction(ABC):
     @abstractmethod
     def add_outbox(self, seq: int, topic: str, event_type: str, payload: bytes) -> None:
         """Queue an event for streaming under a seq allocated by ``next_seq`` in this transaction."""
+
+    def append_outbox(self, entries) -> None:
+        """Queue ``(seq, topic, event_type, payload)`` entries whose seqs continue the sequence.
+
+        The first must be the next seq ``next_seq`` would give, and they must be consecutive
+        (``OutboxSequenceError`` otherwise). For a writer that numbered its events itself (the
+        node's stream); backends may write them in one statement.
+        """
+        for seq, topic, event_type, payload in entries:
+            allocated = self.next_seq()
+            if allocated != seq:
+                raise OutboxSequenceError(
+                    f"outbox seq {seq} does not continue the sequence (next: {allocated})"
+                )
+            self.add_outbox(seq, topic, event_type, payload)
 
     def emit(self, topic: str, event_type: str, payload: bytes) -> int:
         """Allocate a seq and queue the event under it in one call; returns the seq."""
