@@ -414,8 +414,8 @@ def test_a_venue_restored_with_many_seen_ids_refuses_each_and_explains_cancels_t
     b, b_events = restored_copy(a, s.orders, "blobs")
     assert b.seen_client_order_ids() == a.seen_client_order_ids()
     assert all(type(coid) is ClientOrderId for coid in b.seen_client_order_ids())
-    # the restore kept done orders as their stored records: decoded only if a cancel needs one
-    assert sum(type(v) is tuple for v in b._seen.values()) > SEEN_CHUNK
+    # the restore left done orders stored: decoded only if a cancel needs one
+    assert sum(type(v) is venue_state.StoredOrders for v in b._seen.values()) > SEEN_CHUNK
 
     status = {coid: None if wo is None else wo.status for coid, wo in a._seen.items()}
     assert {None, OrderStatusAtVenue.FILLED, OrderStatusAtVenue.CANCELED} <= set(status.values())
@@ -436,7 +436,17 @@ def test_a_venue_restored_with_many_seen_ids_refuses_each_and_explains_cancels_t
     assert len(reasons) == len(status) + done
     for text in ("was rejected by venue", "is already filled", "is already canceled", "belongs to strategy"):
         assert any(text in r for r in reasons), text
-    assert not any(type(v) is tuple for v in b._seen.values())  # all decoded by now: same snapshot
+    assert not any(type(v) is venue_state.StoredOrders for v in b._seen.values())  # all decoded by now
+
+
+def rewrite_chunk(blob: bytes, edit) -> bytes:
+    """A chunk blob after ``edit(head, records)``: head = [arrived ids, late ids, pending count]."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(blob)  # a stream: header, head, records
+    (*header, _, _), head, *records = unpacker
+    edit(head, records)
+    packed_head, packed_records = msgpack.packb(head), b"".join(msgpack.packb(r) for r in records)
+    return msgpack.packb([*header, len(packed_head), len(packed_records)]) + packed_head + packed_records
 
 
 def test_a_damaged_done_order_record_is_refused_when_it_is_decoded():
@@ -445,17 +455,64 @@ def test_a_damaged_done_order_record_is_refused_when_it_is_decoded():
     play(a, s.take())
     store = dict(a.state_blobs(full=True))
     key = venue_state.seen_key(0)
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(store[key])
-    header, *records = unpacker
-    damaged = next(r for r in records if r[2] is not None)
-    damaged[2][2] = "GONE.SIM"  # an instrument this venue does not trade
-    store[key] = b"".join(msgpack.packb(x) for x in [header, *records])
+    damaged = []
+
+    def damage(head, records):
+        at = next(i for i, r in enumerate(records) if r)  # an order record (not None, not pending)
+        damaged.append([*head[0], *head[1]][at])
+        records[at][2] = "GONE.SIM"  # an instrument this venue does not trade
+
+    store[key] = rewrite_chunk(store[key], damage)
     b, _ = restored_copy(a, s.orders, "blobs", store=store)  # checked when it is needed
-    assert b.has_seen(damaged[1])
-    s.cancel(s.orders[ClientOrderId(damaged[1])])
-    with pytest.raises(VenueStateError, match=f"{damaged[1]}.*GONE.SIM.*not traded"):
+    coid = damaged[0]
+    assert b.has_seen(coid)
+    s.cancel(s.orders[ClientOrderId(coid)])
+    with pytest.raises(VenueStateError, match=f"{coid}.*GONE.SIM.*not traded"):
         play(b, s.take())
+
+
+def test_restored_at_any_step_the_venue_writes_the_same_blobs_as_the_original():
+    """Whatever state the chunks are in (the open one empty, partly filled, with pending and late
+    records), the restored venue's StateLog carries on byte for byte like the original's."""
+    s = many_orders_script(SEEN_CHUNK + 96)
+    steps = s.take()
+    a, _ = build()
+    store: dict = {}
+    outs, stores = [], []
+    for step in steps:
+        play(a, [step])
+        outs.append(a.state_blobs())
+        store.update(outs[-1])
+        stores.append(dict(store))
+    late = [msgpack.Unpacker(raw=False) for _ in range(2)]
+    for unpacker, key in zip(late, [venue_state.seen_key(0), venue_state.seen_key(1)], strict=True):
+        unpacker.feed(store[key])
+    heads = [(next(u), next(u))[1] for u in late]
+    assert heads[0][2] > 0 and heads[1][1]  # orders pending in chunk 0, done late in chunk 1
+    new_chunk = {n for n in range(1, len(steps)) if len(stores[n]) != len(stores[n - 1])}
+    empty_open_chunk = 0
+    for n in sorted(new_chunk | {n - 1 for n in new_chunk} | set(range(0, len(steps), 37))):
+        b, _ = build()
+        b.restore_blobs(stores[n], s.orders)
+        log = b._state_log
+        empty_open_chunk += bool(log._closed) and not (log._arrived or log._late)
+        for k in range(n + 1, min(n + 25, len(steps))):
+            play(b, [steps[k]])
+            assert b.state_blobs() == outs[k], (n, k)
+    assert empty_open_chunk  # restored once with the last chunk just full
+
+
+def test_venue_state_of_an_older_format_is_refused_saying_what_to_do():
+    s = many_orders_script(40)
+    a, _ = build()
+    play(a, s.take())
+    blobs = a.state_blobs(full=True)
+    _, kind, core = msgpack.unpackb(blobs["exchange"])
+    with pytest.raises(VenueStateError, match="older version of the node.*format version 1.*fresh state dir"):
+        fresh().restore_blobs({**blobs, "exchange": msgpack.packb([1, kind, core])}, s.orders)
+    _, kind, core, seen = msgpack.unpackb(a.snapshot())
+    with pytest.raises(VenueStateError, match="older version of the node.*format version 1.*fresh state dir"):
+        fresh().restore(msgpack.packb([1, kind, core, seen]), s.orders)
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -579,20 +636,42 @@ def test_an_order_of_another_instrument_or_side_in_the_node_is_refused():
 def test_damaged_blobs_are_refused():
     s = many_orders_script(2 * SEEN_CHUNK)
     a, _ = build()
-    play(a, s.take())
-    blobs = a.state_blobs(full=True)
-    first = venue_state.seen_key(0)
+    blobs: dict = {}
+    for step in s.take():  # a commit per step: chunks with pending and late orders
+        play(a, [step])
+        blobs.update(a.state_blobs())
+    first, second = venue_state.seen_key(0), venue_state.seen_key(1)
+
+    def edited(key, edit):
+        return {**blobs, key: rewrite_chunk(blobs[key], edit)}
+
+    def twice(head, _):
+        head[0][1] = head[0][0]
+
+    def not_a_string(head, _):
+        head[0][3] = 12
+
+    def pending_off(head, _):
+        head[2] += 1
+
+    def late_never_arrived(head, _):
+        head[1][0] = "O-NEVER-1"
+
     cases = {
-        "no core": {k: v for k, v in blobs.items() if k != "exchange"},
-        "chunk missing": {k: v for k, v in blobs.items() if k != first},
-        "chunk truncated": {**blobs, first: blobs[first][:-7]},
-        "chunk swapped": {**blobs, first: blobs[venue_state.seen_key(1)]},
-        "core truncated": {**blobs, "exchange": blobs["exchange"][:-3]},
+        "no core": ({k: v for k, v in blobs.items() if k != "exchange"}, "no 'exchange' blob"),
+        "chunk missing": ({k: v for k, v in blobs.items() if k != first}, "missing"),
+        "chunk truncated": ({**blobs, first: blobs[first][:-7]}, "truncated"),
+        "chunk swapped": ({**blobs, first: blobs[second]}, "says it is chunk 1"),
+        "core truncated": ({**blobs, "exchange": blobs["exchange"][:-3]}, "not valid msgpack"),
+        "an id twice": (edited(first, twice), "arrived twice"),
+        "an id not a string": (edited(first, not_a_string), "not a string"),
+        "pending count off": (edited(first, pending_off), "working when their chunk closed"),
+        "a late id never seen": (edited(second, late_never_arrived), "never arrived"),
     }
-    for name, store in cases.items():
+    for name, (store, what) in cases.items():
         with pytest.raises(VenueStateError, match="cannot restore") as info:
             fresh().restore_blobs(store, s.orders)
-        assert info.value, name
+        assert what in str(info.value), name
 
 
 def test_the_format_knows_every_field_of_the_venue():

@@ -115,7 +115,8 @@ class SimulatedExchange:
         self._clock = clock
         self._books: dict = {}
         # client order id -> WorkingOrder, or None when rejected; after restore_blobs() a done order
-        # is its stored record (a tuple, plain str key) until _seen_order() first decodes it
+        # maps to a venue_state.StoredOrders until _seen_order() first decodes it (and the restored
+        # keys are plain str but the first)
         self._seen: dict = {}
         self._order_count = 0
         self._trade_count = 0
@@ -648,10 +649,10 @@ class SimulatedExchange:
 
     def _seen_order(self, client_order_id) -> WorkingOrder | None:
         """The venue's record of a seen order (None: rejected, or never seen); a done order that
-        ``restore_blobs()`` left as its stored record is decoded now, once."""
+        ``restore_blobs()`` left stored is decoded now, once."""
         known = self._seen.get(client_order_id)
-        if type(known) is tuple:
-            known = self._seen[client_order_id] = venue_state.done_order(self, client_order_id, known)
+        if type(known) is venue_state.StoredOrders:
+            known = self._seen[client_order_id] = known.order(self, client_order_id)
         return known
 
     def _cancel_reject(self, command, client_order_id) -> None:

@@ -6,31 +6,41 @@ its venue too, and the venue must come back exactly as it was at the node's last
 retried after the restart is still refused as a duplicate). The node stores these bytes in the
 same transaction as its own state; it never looks inside them.
 
-Two ways to take the state, one format of record:
+Two ways to take the state:
 
 * ``snapshot(exchange) -> bytes`` / ``restore(exchange, data, orders)``: everything in one blob.
   Its size and cost grow with the number of client order ids the venue has ever seen.
 * ``StateLog(exchange).blobs()`` / ``restore_blobs(exchange, blobs, orders)``: the same state as
   ``{key: bytes}``, cheap enough for every store commit. ``"exchange"`` (the *core*: counters,
   ledger, market data, the working orders) is rewritten each time, at a cost independent of the
-  history; the seen ids of orders that are *done* at the venue (rejected, filled, canceled) never
-  change again, so they go into append-only chunks ``"seen.000000"``, ``"seen.000001"``, ... of
-  ``SEEN_CHUNK`` records. ``blobs()`` returns the core plus only the chunks that changed since its
-  previous call: the caller upserts every key it gets and keeps the others (``blobs(full=True)``
-  returns all of them, e.g. after a commit that failed). The core names how many chunks are
-  valid; a restore reads exactly those and ignores any other key.
+  history; the seen ids never change, nor do the records of orders that are *done* at the venue
+  (rejected, filled, canceled), so they go into append-only chunks ``"seen.000000"``,
+  ``"seen.000001"``, ... of ``SEEN_CHUNK`` entries. ``blobs()`` returns the core plus only the
+  chunks that changed since its previous call: the caller upserts every key it gets and keeps the
+  others (``blobs(full=True)`` returns all of them, e.g. after a commit that failed). The core
+  names how many chunks are valid; a restore reads exactly those and ignores any other key.
 
-Format (msgpack, never pickle; ``FORMAT_VERSION`` first so a future format can be read or refused):
+Format (msgpack, never pickle; ``FORMAT_VERSION`` first so a future format can be read or refused;
+state of another version is refused, never migrated: it is sandbox state):
 
-* full snapshot: ``[version, "full", core, [seen record, ...]]``
+* full snapshot: ``[version, "full", core, [seen record, ...]]``; seen record: ``[arrival index,
+  client order id, order record or None (rejected)]``, for every done order.
 * core blob: ``[version, "core", core]``
-* chunk blob: a stream of msgpack objects: ``[version, "seen", chunk number, record count]``, then
-  that many seen records (records are packed once, when the order is done, and concatenated).
-* ``core``: a map with the venue's identity and config (checked on restore), counters, the last
-  reported balances, the ledger, and per instrument: precisions, latest quote/trade/bar and the
-  working orders in time priority.
-* seen record: ``[arrival index, client order id, order record or None (rejected)]``; the arrival
-  index restores ``_seen`` in arrival order. Order record: every ``WorkingOrder`` field, raw ints.
+* ``core``: a map with the venue's identity and config (checked on restore), counters, the number
+  of seen ids and of chunks, the last reported balances, the ledger, and per instrument:
+  precisions, latest quote/trade/bar and the working orders in time priority (as seen records).
+* order record: every ``WorkingOrder`` field, raw ints.
+* chunk blob: a msgpack stream: a header ``[version, "seen", chunk number, head size, records
+  size]``, the head ``[arrived, late, pending]`` (head size bytes), then the records (records size
+  bytes). ``arrived``: the client order ids (strings) that arrived while the chunk was the open
+  one, in arrival order: the chunks' ``arrived`` arrays end to end are the seen ids in arrival
+  order (an id's arrival index is its position there). ``late``: the ids of orders that arrived in
+  an earlier chunk and were done while this one was open. The records: one packed value per id of
+  ``arrived`` then of ``late``: the order record, ``None`` (rejected) or ``False`` for an arrived
+  order still working when the chunk closed (its record is then in a later chunk's ``late`` part,
+  or it is still working and in the core); ``pending`` counts those ``False``. A chunk closes at
+  ``SEEN_CHUNK`` entries (``arrived`` plus ``late``); only the open (last) one is ever rewritten.
+  The sizes let a restore decode the head alone, without copying the records.
 
 ``WorkingOrder.order`` is the node's ``Order``: a restore re-links it from ``orders`` (the node's
 restored cache). An order still working at the venue must be there (``VenueStateError`` otherwise);
@@ -38,13 +48,16 @@ for a done order the venue never emits an event again, so ``restore`` links it i
 ``None``.
 
 ``restore_blobs`` is on the critical path of a node restart, so its cost follows what is live, plus
-a few passes in C per seen id: the working orders are decoded in full, but a done order stays in
-``_seen`` (under a plain ``str`` key) as its stored order record, a tuple, until the venue first
-needs more than its id, i.e. to word an ``OrderCancelRejected``: ``done_order()`` decodes it then
-(unlinked: ``order`` is ``None``), and a damaged record raises ``VenueStateError`` at that point.
-What is checked at restore, in bulk: chunk headers, counts and exact lengths, the shape and types of
-each seen record, every arrival index once, no client order id twice. Closed chunks are kept as the
-stored bytes, never re-packed; only the open chunk's records are.
+a few passes in C per seen id: the working orders are decoded in full, but of the chunks only the
+id arrays are: ``_seen`` is built from them by ``dict.fromkeys`` in arrival order (every done order
+maps to one ``StoredOrders``), and the working orders are set over it. A done order's record is
+only read when the venue first needs more than its id, i.e. to word an ``OrderCancelRejected``:
+``StoredOrders.order()`` then finds its chunk (an index from id to chunk, built on that first
+need), decodes that chunk's records, and the order (unlinked: ``order`` is ``None``); a damaged
+record raises ``VenueStateError`` at that point. What is checked at restore, in bulk: chunk headers,
+numbers and entry counts, the ids being strings, the seen count, no id arriving twice or done
+twice, the working orders' arrival indexes, and that the ``pending`` counts add up to the late
+and working orders. Closed chunks are kept as the stored bytes, never re-packed.
 
 Anything that does not add up (bad bytes, another version, another venue, an instrument the venue
 does not trade or of another precision, ids missing or twice) raises ``VenueStateError``.
@@ -53,9 +66,10 @@ does not trade or of another precision, ids missing or twice) raises ``VenueStat
 from __future__ import annotations
 
 import gc
+from bisect import bisect_right
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from itertools import chain, islice
+from itertools import accumulate, chain, islice, pairwise
 from operator import itemgetter
 
 import msgpack
@@ -68,11 +82,12 @@ from node.model.events import AccountBalance
 from node.model.identifiers import ClientOrderId, InstrumentId, StrategyId, TradeId, VenueOrderId
 from node.model.objects import Currency, Money, Price, Quantity
 
-FORMAT_VERSION = 1
-"""Version of the venue-state format; bump it when any record changes shape."""
+FORMAT_VERSION = 2
+"""Version of the venue-state format; bump it when any record changes shape (1: chunks of seen
+records ``[arrival index, id, order record]``; 2: chunks of id arrays plus the records apart)."""
 
 SEEN_CHUNK = 256
-"""Seen-id records per chunk blob (the open chunk is rewritten at each ``blobs()`` that adds to it)."""
+"""Entries per chunk blob (the open chunk is rewritten at each ``blobs()`` that adds to it)."""
 
 CORE_KEY = "exchange"
 SEEN_PREFIX = "seen."
@@ -82,6 +97,9 @@ _ADVICE = (
     "otherwise intact, restore it from a backup, or start the node with a fresh state dir"
 )
 
+_PENDING = msgpack.packb(False)
+"""A chunk's record for an arrived order that was still working (its record comes later)."""
+
 
 class VenueStateError(RuntimeError):
     """Stored venue state that cannot be restored (corrupt, another version, another venue)."""
@@ -89,9 +107,6 @@ class VenueStateError(RuntimeError):
 
 def seen_key(chunk: int) -> str:
     return f"{SEEN_PREFIX}{chunk:06d}"
-
-
-# -- encoding ------------------------------------------------------------------------------------
 
 
 def _order_record(wo: WorkingOrder) -> list:
@@ -113,7 +128,7 @@ def _order_record(wo: WorkingOrder) -> list:
 
 
 def _seen_record(index: int, client_order_id, wo: WorkingOrder | tuple | None) -> list:
-    # a tuple: a done order restored by restore_blobs and not decoded since: its stored record
+    # a tuple: the stored record of a done order that restore_blobs left in a StoredOrders
     return [index, client_order_id, wo if wo is None or type(wo) is tuple else _order_record(wo)]
 
 
@@ -214,12 +229,15 @@ def _pack(obj) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
 
+_array_header = msgpack.Packer(use_bin_type=True).pack_array_header
+
+
 def snapshot(exchange) -> bytes:
     """The whole venue state in one blob (cost grows with the number of seen client order ids)."""
     index = {coid: i for i, coid in enumerate(exchange._seen)}
     working = {wo.client_order_id for book in exchange._books.values() for wo in book.orders}
     seen = [
-        _seen_record(i, coid, wo)
+        _seen_record(i, coid, wo.record(exchange, coid) if type(wo) is StoredOrders else wo)
         for i, (coid, wo) in enumerate(exchange._seen.items())
         if coid not in working
     ]
@@ -234,31 +252,54 @@ class StateLog:
     the venue only ever adds to it), so the venue's per-order path is untouched: no hook, no copy.
     """
 
-    def __init__(self, exchange, restored=None) -> None:
+    def __init__(self, exchange, restored: tuple | None = None) -> None:
         self._exchange = exchange
         self._cursor = 0  # entries of exchange._seen examined so far
-        self._working: dict = {}  # client order id -> (arrival index, WorkingOrder) while WORKING
+        # client order id -> (arrival index, WorkingOrder, chunk it arrived in, its slot there)
+        # while WORKING at the venue
+        self._working: dict = {}
         self._closed: list[bytes] = []  # full chunks, encoded
-        self._open: list[bytes] = []  # packed records of the chunk being filled
+        # the open chunk (number len(self._closed), see the module docstring), each item packed
+        # once: its arrived ids, their records (_PENDING while working), its late ids, their records
+        self._arrived: list[bytes] = []
+        self._slots: list[bytes] = []
+        self._late: list[bytes] = []
+        self._late_records: list[bytes] = []
+        self._pending = 0
         self._dirty: set[int] = set()  # chunks changed since the last blobs()
-        if restored is not None:  # (working, closed chunk blobs as stored, open chunk's records packed)
-            self._working, self._closed, self._open = restored
+        if restored is not None:  # as read by restore_blobs
+            self._working, self._closed, self._arrived, self._slots, self._late, self._late_records = restored
+            self._pending = self._slots.count(_PENDING)
             self._cursor = len(exchange._seen)
 
     @property
     def chunks(self) -> int:
-        return len(self._closed) + (1 if self._open else 0)
+        return len(self._closed) + (1 if self._arrived or self._late else 0)
 
-    def _append(self, packed: bytes) -> None:
-        self._open.append(packed)
-        chunk = len(self._closed)
-        self._dirty.add(chunk)
-        if len(self._open) == SEEN_CHUNK:
-            self._closed.append(_chunk_blob(chunk, self._open))
-            self._open = []
+    def _added(self) -> None:
+        """One more entry in the open chunk: mark it changed, close it when full."""
+        self._dirty.add(len(self._closed))
+        if len(self._arrived) + len(self._late) == SEEN_CHUNK:
+            self._closed.append(self._open_blob())
+            self._arrived, self._slots, self._late, self._late_records = [], [], [], []
+            self._pending = 0
+
+    def _open_blob(self) -> bytes:
+        arrived, late = self._arrived, self._late
+        head = b"".join(
+            chain(
+                (_array_header(3), _array_header(len(arrived))),
+                arrived,
+                (_array_header(len(late)),),
+                late,
+                (_pack(self._pending),),
+            )
+        )
+        records = b"".join(chain(self._slots, self._late_records))
+        return _pack([FORMAT_VERSION, "seen", len(self._closed), len(head), len(records)]) + head + records
 
     def _poll(self) -> None:
-        """Move seen ids that are done at the venue into the chunks."""
+        """Move the new seen ids into the chunks, and the records of orders done since."""
         seen = self._exchange._seen
         new = len(seen) - self._cursor
         if new < 0:
@@ -269,19 +310,33 @@ class StateLog:
             tail = list(islice(reversed(seen.items()), new))
             tail.reverse()
             for i, (coid, wo) in enumerate(tail, self._cursor):
+                self._arrived.append(_pack(coid))
                 if wo is not None and wo.status is OrderStatusAtVenue.WORKING:
-                    self._working[coid] = (i, wo)
+                    self._working[coid] = (i, wo, len(self._closed), len(self._slots))
+                    self._slots.append(_PENDING)
+                    self._pending += 1
                 else:
-                    self._append(_pack(_seen_record(i, coid, wo)))
+                    self._slots.append(_pack(None if wo is None else _order_record(wo)))
+                self._added()
             self._cursor = len(seen)
         done = [
-            coid for coid, (_, wo) in self._working.items() if wo.status is not OrderStatusAtVenue.WORKING
+            coid
+            for coid, (_, wo, _, _) in self._working.items()
+            if wo.status is not OrderStatusAtVenue.WORKING
         ]
         if done:
             done.sort(key=lambda coid: self._working[coid][0])
             for coid in done:
-                i, wo = self._working.pop(coid)
-                self._append(_pack(_seen_record(i, coid, wo)))
+                _, wo, chunk, slot = self._working.pop(coid)
+                record = _pack(_order_record(wo))
+                if chunk == len(self._closed):  # it arrived in the open chunk: fill in its slot
+                    self._slots[slot] = record
+                    self._pending -= 1
+                    self._dirty.add(chunk)
+                else:
+                    self._late.append(_pack(coid))
+                    self._late_records.append(record)
+                    self._added()
 
     def blobs(self, full: bool = False) -> dict[str, bytes]:
         """The core plus the seen chunks changed since the last call (all of them if ``full``)."""
@@ -292,13 +347,9 @@ class StateLog:
         chunks = range(self.chunks) if full else sorted(self._dirty)
         closed = len(self._closed)
         for chunk in chunks:
-            out[seen_key(chunk)] = self._closed[chunk] if chunk < closed else _chunk_blob(chunk, self._open)
+            out[seen_key(chunk)] = self._closed[chunk] if chunk < closed else self._open_blob()
         self._dirty.clear()
         return out
-
-
-def _chunk_blob(chunk: int, records: list[bytes]) -> bytes:
-    return _pack([FORMAT_VERSION, "seen", chunk, len(records)]) + b"".join(records)
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -320,39 +371,96 @@ def _unpack(exchange, data, what: str):
 def _check_header(exchange, obj, kind: str, what: str, length: int):
     if not isinstance(obj, list | tuple) or not obj:
         raise _fail(exchange, f"{what} is not a venue-state record")
-    if obj[0] != FORMAT_VERSION:
+    version = obj[0]
+    if version != FORMAT_VERSION:
+        if type(version) is int and 0 < version < FORMAT_VERSION:
+            raise VenueStateError(
+                f"venue {exchange.venue}: cannot restore its stored state: the sandbox venue state is "
+                f"from an older version of the node ({what} has format version {version}, this node "
+                f"reads version {FORMAT_VERSION}); sandbox venue state is not migrated: start the node "
+                "with a fresh state dir (the sandbox venue then starts empty), or finish with that "
+                "state on the version that wrote it"
+            )
         raise _fail(
             exchange,
-            f"{what} has format version {obj[0]!r}, this venue reads version {FORMAT_VERSION}",
+            f"{what} has format version {version!r}, this venue reads version {FORMAT_VERSION} "
+            "(written by a newer version of the node?)",
         )
     if len(obj) != length or obj[1] != kind:
         raise _fail(exchange, f"{what} is not a {kind!r} record of length {length}")
 
 
-def _read_chunk(exchange, chunk: int, data) -> list:
-    """The chunk's seen records, as tuples (cheaper to build than lists)."""
+_HEADER_MAX = 32
+"""A chunk's header is at most this long (it is 5 small ints and a short str)."""
+
+
+def _read_chunk(exchange, chunk: int, chunks: int, data) -> tuple[list, list, int, memoryview]:
+    """A chunk's (arrived, late, pending, records): only the header and head are decoded, the
+    records are a view of ``data``."""
     what = f"seen chunk {seen_key(chunk)!r}"
     if not isinstance(data, bytes | bytearray | memoryview):
         raise _fail(exchange, f"{what} is {type(data).__name__}, not bytes")
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, use_list=False)
-    unpacker.feed(data)
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True)
+    unpacker.feed(data[:_HEADER_MAX])
     try:
         header = unpacker.unpack()
-        records = list(unpacker)
     except msgpack.OutOfData:
-        raise _fail(exchange, f"{what} is empty") from None
+        raise _fail(exchange, f"{what} is empty or truncated") from None
     except Exception as exc:
         raise _fail(exchange, f"{what} is not valid msgpack ({type(exc).__name__}: {exc})") from None
-    _check_header(exchange, header, "seen", what, 4)
-    _, _, number, count = header
-    if number != chunk or count != len(records):
+    _check_header(exchange, header, "seen", what, 5)
+    _, _, number, head_size, records_size = header
+    if number != chunk:
+        raise _fail(exchange, f"{what} says it is chunk {number!r} (mixed up?)")
+    start = unpacker.tell()
+    if type(head_size) is not int or type(records_size) is not int or head_size < 0 or records_size < 0:
+        raise _fail(exchange, f"{what} has a bad header {header!r}")
+    if start + head_size + records_size != len(data):
         raise _fail(
             exchange,
-            f"{what} says chunk {number!r} of {count!r} records but holds {len(records)} (truncated?)",
+            f"{what} is {len(data)} bytes, its header says {start + head_size + records_size} (truncated?)",
         )
-    if unpacker.tell() != len(data):  # a closed chunk's bytes are kept as they are: they must be exact
-        raise _fail(exchange, f"{what} ends in {len(data) - unpacker.tell()} bytes that are no record")
-    return records
+    view = memoryview(data)
+    head = _unpack(exchange, view[start : start + head_size], what)
+    if not isinstance(head, list) or len(head) != 3:
+        raise _fail(exchange, f"{what} has no [arrived ids, late ids, pending count] head")
+    arrived, late, pending = head
+    if (
+        type(arrived) is not list
+        or type(late) is not list
+        or type(pending) is not int
+        or not 0 <= pending <= len(arrived)
+    ):
+        raise _fail(exchange, f"{what} has no [arrived ids, late ids, pending count] head")
+    entries = len(arrived) + len(late)
+    if not 0 < entries <= SEEN_CHUNK or (chunk < chunks - 1 and entries != SEEN_CHUNK):
+        raise _fail(
+            exchange,
+            f"{what} holds {entries} entries, a full one {SEEN_CHUNK}, the last one 1 to {SEEN_CHUNK}",
+        )
+    try:  # every id a str, checked in C
+        "".join(arrived)
+        "".join(late)
+    except TypeError:
+        bad = next(c for c in chain(arrived, late) if type(c) is not str)
+        raise _fail(exchange, f"{what} holds a client order id that is not a string: {bad!r}") from None
+    return arrived, late, pending, view[start + head_size :]
+
+
+def _split_records(exchange, what: str, data: memoryview, count: int) -> list[bytes]:
+    """``count`` packed records concatenated in ``data``, each as its own bytes."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True)
+    unpacker.feed(data)
+    ends = [0]
+    try:
+        for _ in range(count):
+            unpacker.skip()
+            ends.append(unpacker.tell())
+    except Exception as exc:
+        raise _fail(exchange, f"{what} holds fewer records than ids ({type(exc).__name__})") from None
+    if ends[-1] != len(data):
+        raise _fail(exchange, f"{what} holds more records than ids")
+    return [bytes(data[a:b]) for a, b in pairwise(ends)]
 
 
 def _check_fresh(exchange, core: dict) -> None:
@@ -548,41 +656,74 @@ def _take(seq, order: list) -> tuple:
     return itemgetter(*order)(seq) if len(order) > 1 else tuple(seq[i] for i in order)
 
 
-def _done_columns(dec: _Decoder, records: list) -> tuple:
-    """(arrival indexes, client order ids, order records or None) of done orders' seen records.
+class StoredOrders:
+    """What ``_seen`` holds for every done order after ``restore_blobs()`` until the venue first
+    needs more than its id (one object per restore, shared by all of them; see the module
+    docstring). Raises VenueStateError for a record that turns out damaged."""
 
-    Checked in bulk, by zip/map/set running in C: no Python code runs per record, a restart must
-    not pay microseconds per seen id. What is checked: each record is a triple of an int
-    (arrival index), a str (client order id) and a tuple or None (order record); with the caller's
-    checks (every arrival index once, no id twice), the seen ids are exactly the stored ones. An
-    order record's fields are checked when ``done_order()`` decodes it, a client order id's text
-    when a ``ClientOrderId`` is made of it (``done_order()``, ``seen_client_order_ids()``).
-    """
-    if not records:
-        return (), (), ()
-    try:
-        indexes, coids, values = zip(*records, strict=True)
-    except (TypeError, ValueError):  # a record that is not a sequence, or not of 3 items
-        bad = next((r for r in records if type(r) is not tuple or len(r) != 3), records[0])
-        raise dec.fail(f"bad seen record {bad!r}") from None
-    value_types = {tuple, type(None)}
-    if (
-        not set(map(type, indexes)) <= {int}
-        or not set(map(type, coids)) <= {str}
-        or not set(map(type, values)) <= value_types
-    ):
-        bad = next(
-            r
-            for r in records
-            if type(r) is not tuple or (type(r[0]), type(r[1])) != (int, str) or type(r[2]) not in value_types
-        )
-        raise dec.fail(f"bad seen record {bad!r}")
-    return indexes, coids, values
+    __slots__ = ("_chunks", "_where", "_decoded")
+
+    def __init__(self, chunks: list[tuple[list, list, memoryview]]) -> None:
+        self._chunks = chunks  # per chunk: (arrived ids, late ids, records)
+        self._where: dict | None = None  # client order id -> number of the chunk with its record
+        self._decoded: dict = {}  # chunk number -> {client order id: stored value}
+
+    def __repr__(self) -> str:
+        return f"<StoredOrders in {len(self._chunks)} seen chunks>"
+
+    def record(self, exchange, client_order_id) -> tuple | None:
+        """The stored order record of a done order, or None: it was rejected."""
+        where = self._where
+        if where is None:  # the first need: index every id, in C
+            where = {}
+            for number, (arrived, _, _) in enumerate(self._chunks):
+                where.update(dict.fromkeys(arrived, number))
+            for number, (_, late, _) in enumerate(self._chunks):
+                if late:  # done after the chunk it arrived in closed: the record is here
+                    where.update(dict.fromkeys(late, number))
+            self._where = where
+        number = where.get(client_order_id)
+        if number is None:
+            raise _fail(exchange, f"done order {client_order_id} is in no seen chunk")
+        key = seen_key(number)
+        records = self._decoded.get(number)
+        if records is None:
+            arrived, late, data = self._chunks[number]
+            unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, use_list=False)
+            unpacker.feed(data)
+            try:
+                values = list(unpacker)
+            except Exception as exc:
+                raise _fail(
+                    exchange,
+                    f"seen chunk {key!r} has records that are not valid msgpack ({type(exc).__name__})",
+                ) from None
+            if len(values) != len(arrived) + len(late):
+                raise _fail(
+                    exchange,
+                    f"seen chunk {key!r} holds {len(values)} records for {len(arrived) + len(late)} ids",
+                )
+            records = self._decoded[number] = dict(zip(chain(arrived, late), values, strict=True))
+        value = records[client_order_id]
+        if value is False:
+            raise _fail(
+                exchange,
+                f"done order {client_order_id} was still working when seen chunk {key!r} closed, and no "
+                "later chunk holds how it ended",
+            )
+        if value is not None and type(value) is not tuple:
+            raise _fail(exchange, f"the stored record of done order {client_order_id} is {value!r}")
+        return value
+
+    def order(self, exchange, client_order_id) -> WorkingOrder | None:
+        """The done order as the venue held it (unlinked: ``order`` is None), or None: rejected."""
+        record = self.record(exchange, client_order_id)
+        return None if record is None else done_order(exchange, client_order_id, record)
 
 
 def done_order(exchange, client_order_id, record: tuple) -> WorkingOrder:
-    """The WorkingOrder of a done order that ``restore_blobs`` left in ``_seen`` as its stored order
-    record (decoded on first use; unlinked: ``order`` is ``None``). Raises VenueStateError."""
+    """The WorkingOrder of a done order's stored order record (unlinked: ``order`` is ``None``).
+    Raises VenueStateError."""
     dec = _Decoder(exchange, {}, context=f"the stored record of done order {client_order_id}: ")
     try:
         _, _, wo = dec.working_order((0, str(client_order_id), record), None, must_link=False)
@@ -593,28 +734,107 @@ def done_order(exchange, client_order_id, record: tuple) -> WorkingOrder:
     return wo
 
 
-def _apply(exchange, core, seen_records: list, orders: Mapping, lazy: bool = False) -> dict:
-    """Restore ``core`` + the seen records of done orders; returns the working orders for StateLog
-    (client order id -> (arrival index, WorkingOrder)). ``lazy``: done orders stay as their order
-    records (tuples) in ``_seen``, see ``done_order()``; else they are decoded now."""
+def _seen_from_records(seen_records: list):
+    """A ``_seen`` builder for ``_apply``: from a snapshot's seen records, all decoded now."""
+
+    def build(dec: _Decoder, seen_count: int, working: list) -> dict:
+        indexes = [index for index, _, _ in working]  # three columns: arrival index, id, _seen value
+        coids = [coid for _, coid, _ in working]
+        values = [wo for _, _, wo in working]
+        for record in seen_records:
+            index, coid, wo = dec.working_order(record, None, must_link=False)
+            indexes.append(index)
+            coids.append(coid)
+            values.append(wo)
+        # Arrival order, at C speed (the done records come mostly in order already: timsort runs).
+        order = sorted(range(len(indexes)), key=indexes.__getitem__)
+        arrival = _take(indexes, order)
+        if arrival != tuple(range(seen_count)):
+            twice = next((i for i in range(len(arrival) - 1) if arrival[i] == arrival[i + 1]), None)
+            if twice is not None:
+                raise dec.fail(
+                    f"arrival index {arrival[twice]} appears twice "
+                    f"({coids[order[twice]]} and {coids[order[twice + 1]]})"
+                )
+            missing = seen_count - len(arrival)
+            raise dec.fail(
+                f"it names {seen_count} seen client order ids but holds {len(arrival)} "
+                f"({'missing ' + str(missing) if missing > 0 else 'others out of range'}: truncated or mixed up)"
+            )
+        seen = dict(zip(_take(coids, order), _take(values, order), strict=True))
+        if len(seen) != len(order):
+            raise dec.fail("a client order id appears twice")
+        return seen
+
+    return build
+
+
+def _seen_from_chunks(parts: list, stored: StoredOrders, open_slots: list[bytes]):
+    """A ``_seen`` builder for ``_apply``: from the chunks' id arrays, in C (see the module docstring);
+    ``open_slots``: the open chunk's records of its arrived ids, packed (none if it is closed)."""
+
+    def build(dec: _Decoder, seen_count: int, working: list) -> dict:
+        starts = list(accumulate([len(part[0]) for part in parts], initial=0))  # arrival index of each
+        if starts[-1] != seen_count:
+            raise dec.fail(
+                f"it names {seen_count} seen client order ids but its chunks hold {starts[-1]} "
+                "(truncated or mixed up)"
+            )
+        # The live venue keys _seen by ClientOrderId (a str subclass). CPython rebuilds a dict whose
+        # keys are all exact str as a general one when a key of a str subclass first goes in (here
+        # a working order's, else the first order after the restart): ~35 ns per id. A dict whose
+        # first key is not an exact str is a general one from the start.
+        ids = chain.from_iterable([part[0] for part in parts])
+        first = next(ids, None)
+        seen = dict.fromkeys(chain(() if first is None else (ClientOrderId(first),), ids), stored)
+        if len(seen) != seen_count:
+            raise dec.fail("a client order id arrived twice")
+        late_count = sum([len(part[1]) for part in parts])
+        settled = dict.fromkeys(chain.from_iterable([part[1] for part in parts]))
+        if len(settled) != late_count:
+            raise dec.fail("an order is done twice in the seen chunks")
+        if not settled.keys() <= seen.keys():
+            raise dec.fail("a seen chunk holds a done order that never arrived")
+        open_start = seen_count - len(open_slots)
+        for index, coid, wo in working:
+            chunk = bisect_right(starts, index) - 1
+            if not 0 <= index < seen_count or parts[chunk][0][index - starts[chunk]] != coid:
+                raise dec.fail(f"working order {coid} has arrival index {index}, its seen chunks disagree")
+            if coid in settled:
+                raise dec.fail(f"order {coid} is working but a seen chunk holds it done")
+            if index >= open_start and open_slots[index - open_start] != _PENDING:
+                raise dec.fail(f"order {coid} is working but the open seen chunk holds it done")
+            seen[coid] = wo
+        pending = sum([part[2] for part in parts])
+        if pending != late_count + len(working):
+            raise dec.fail(
+                f"its seen chunks hold {pending} orders as working when their chunk closed, but "
+                f"{late_count} done later and {len(working)} working (mixed up?)"
+            )
+        return seen
+
+    return build
+
+
+def _apply(exchange, core, orders: Mapping, seen_of) -> dict:
+    """Restore ``core`` and ``_seen`` as built by ``seen_of(decoder, seen count, working orders as
+    [(arrival index, client order id, WorkingOrder)])``; returns the working orders
+    (client order id -> (arrival index, WorkingOrder))."""
     if not isinstance(core, dict):
         raise _fail(exchange, "the core record is not a map")
     _check_fresh(exchange, core)
     dec = _Decoder(exchange, orders)
     try:
-        return _apply_checked(exchange, dec, core, seen_records, lazy)
+        return _apply_checked(exchange, dec, core, seen_of)
     except VenueStateError:
         raise
     except Exception as exc:  # a field of the wrong shape or type, a value out of range
         raise dec.fail(f"a record is malformed ({type(exc).__name__}: {exc})") from None
 
 
-def _apply_checked(exchange, dec: _Decoder, core: dict, seen_records: list, lazy: bool) -> dict:
+def _apply_checked(exchange, dec: _Decoder, core: dict, seen_of) -> dict:
     # Decode everything first; touch the exchange only once all of it made sense.
-    indexes: list = []  # seen ids as three columns: arrival index, client order id, _seen value
-    coids: list = []
-    values: list = []
-    working: dict = {}
+    working_orders: list = []  # (arrival index, client order id, WorkingOrder)
     books = []
 
     for entry in core["books"]:
@@ -629,42 +849,16 @@ def _apply_checked(exchange, dec: _Decoder, core: dict, seen_records: list, lazy
         book_orders = []
         for record in wos:
             index, coid, wo = dec.working_order(record, iid, must_link=True)
-            indexes.append(index)
-            coids.append(coid)
-            values.append(wo)
-            working[coid] = (index, wo)
+            working_orders.append((index, coid, wo))
             book_orders.append(wo)
         books.append((iid, dec.quote(iid, quote), dec.trade(iid, trade), dec.bar(iid, bar), book_orders))
-    if lazy:
-        done_indexes, done_coids, done_values = _done_columns(dec, seen_records)
-        indexes.extend(done_indexes)
-        coids.extend(done_coids)
-        values.extend(done_values)
-    else:
-        for record in seen_records:
-            index, coid, wo = dec.working_order(record, None, must_link=False)
-            indexes.append(index)
-            coids.append(coid)
-            values.append(wo)
-    # Arrival order, at C speed (the done records come mostly in order already: timsort runs).
-    order = sorted(range(len(indexes)), key=indexes.__getitem__)
-    arrival = _take(indexes, order)
+    working = {coid: (index, wo) for index, coid, wo in working_orders}
+    if len(working) != len(working_orders):
+        raise dec.fail("a working order appears twice")
     seen_count = core["seen_count"]
-    if arrival != tuple(range(seen_count)):
-        twice = next((i for i in range(len(arrival) - 1) if arrival[i] == arrival[i + 1]), None)
-        if twice is not None:
-            raise dec.fail(
-                f"arrival index {arrival[twice]} appears twice "
-                f"({coids[order[twice]]} and {coids[order[twice + 1]]})"
-            )
-        missing = seen_count - len(arrival)
-        raise dec.fail(
-            f"it names {seen_count} seen client order ids but holds {len(arrival)} "
-            f"({'missing ' + str(missing) if missing > 0 else 'others out of range'}: truncated or mixed up)"
-        )
-    seen = dict(zip(_take(coids, order), _take(values, order), strict=True))
-    if len(seen) != len(order):
-        raise dec.fail("a client order id appears twice")
+    if type(seen_count) is not int or seen_count < 0:
+        raise dec.fail(f"bad seen count {seen_count!r}")
+    seen = seen_of(dec, seen_count, working_orders)
     totals = {dec.asset(k, v): raw for k, v, raw in core["totals"]}
     locks = {ClientOrderId(c): (dec.asset(k, v), raw) for c, k, v, raw in core["locks"]}
     locked = {dec.asset(k, v): raw for k, v, raw in core["locked"]}
@@ -718,7 +912,7 @@ def restore(exchange, data: bytes, orders: Mapping) -> None:
     _check_header(exchange, obj, "full", "the snapshot", 4)
     if not isinstance(obj[3], list):
         raise _fail(exchange, "the snapshot's seen records are not a list")
-    _apply(exchange, obj[2], obj[3], orders)
+    _apply(exchange, obj[2], orders, _seen_from_records(obj[3]))
 
 
 def restore_blobs(exchange, blobs: Mapping[str, bytes], orders: Mapping) -> StateLog:
@@ -727,12 +921,12 @@ def restore_blobs(exchange, blobs: Mapping[str, bytes], orders: Mapping) -> Stat
     Returns the StateLog that carries on from the restored state (its next ``blobs()`` adds to the
     same chunks).
     """
-    # A restore allocates tens of thousands of small containers (the msgpack objects of the core
-    # and of every seen record, the working orders) that all stay alive: with the collector on,
-    # they trigger young collections and, as the survivors pile up, full (gen-2) ones that walk the
-    # whole heap again and again: several times the cost of the restore itself. Nothing here makes
-    # a reference cycle, so there is nothing to collect; the collector's previous state (enabled or
-    # not) is put back whatever happens.
+    # A restore allocates many small objects that all stay alive (the msgpack objects of the core,
+    # the ids, the working orders): with the collector on, they trigger young collections and, as
+    # the survivors pile up, full (gen-2) ones that walk the whole heap again and again: several
+    # times the cost of the restore itself. Nothing here makes a reference cycle, so there is
+    # nothing to collect; the collector's previous state (enabled or not) is put back whatever
+    # happens.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -759,17 +953,27 @@ def _restore_blobs(exchange, blobs: Mapping[str, bytes], orders: Mapping) -> Sta
         key = seen_key(chunk)
         if key not in blobs:
             raise _fail(exchange, f"seen chunk {key!r} is missing ({chunks} expected)")
-        part = _read_chunk(exchange, chunk, blobs[key])
-        if chunk < chunks - 1 and len(part) != SEEN_CHUNK:
-            raise _fail(exchange, f"seen chunk {key!r} holds {len(part)} records, a full one {SEEN_CHUNK}")
-        parts.append(part)
-    working = _apply(exchange, core, list(chain.from_iterable(parts)), orders, lazy=True)
+        parts.append(_read_chunk(exchange, chunk, chunks, blobs[key]))
     # Closed chunks never change again: the StateLog keeps their stored bytes. Only the open (last,
-    # not full) chunk's records are packed again, for it to append to.
-    closed = len(parts) - 1 if parts and len(parts[-1]) < SEEN_CHUNK else len(parts)
+    # not full) chunk's records are split, for it to go on filling that chunk.
+    is_open = bool(parts) and len(parts[-1][0]) + len(parts[-1][1]) < SEEN_CHUNK
+    closed = len(parts) - is_open
+    arrived, late, slots, late_records = [], [], [], []
+    if is_open:
+        arrived, late, _, records = parts[-1]
+        what = f"seen chunk {seen_key(closed)!r}"
+        pieces = _split_records(exchange, what, records, len(arrived) + len(late))
+        slots, late_records = pieces[: len(arrived)], pieces[len(arrived) :]
+    stored = StoredOrders([(a, lt, records) for a, lt, _, records in parts])
+    working = _apply(exchange, core, orders, _seen_from_chunks(parts, stored, slots))
+    open_start = len(exchange._seen) - len(arrived)
+    log_working = {
+        coid: (index, wo, closed, index - open_start) if index >= open_start else (index, wo, -1, -1)
+        for coid, (index, wo) in working.items()
+    }
     closed_blobs = [bytes(blobs[seen_key(chunk)]) for chunk in range(closed)]
-    open_records = [_pack(record) for record in parts[closed]] if closed < len(parts) else []
-    return StateLog(exchange, restored=(working, closed_blobs, open_records))
+    restored = (log_working, closed_blobs, [*map(_pack, arrived)], slots, [*map(_pack, late)], late_records)
+    return StateLog(exchange, restored=restored)
 
 
 __all__ = [
@@ -778,6 +982,7 @@ __all__ = [
     "SEEN_CHUNK",
     "SEEN_PREFIX",
     "StateLog",
+    "StoredOrders",
     "VenueStateError",
     "done_order",
     "restore",
