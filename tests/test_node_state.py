@@ -156,6 +156,50 @@ async def test_nothing_reaches_the_sink_before_it_is_in_the_store(tmp_path):
     node.dispose()
 
 
+@pytest.mark.anyio
+async def test_the_recorder_writes_each_commits_events_as_one_outbox_row(tmp_path):
+    quotes = random_walk_quotes(INSTRUMENT, 600, seed=3)
+    state = StateConfig(tmp_path / "node.sqlite", synchronous="normal")
+    node = replay_node(quotes, [Restartable(CONFIG)], risk=RISK, state=state, stream_sink=lambda msg: None)
+    node.build()
+    with anyio.fail_after(60):
+        await node.run_async()
+    stats = node.recorder.stats()
+    node.dispose()
+    loaded, outbox = stored(state.path)
+    assert stats["events_committed"] == loaded.last_seq == len(outbox) > 50
+    assert [e.seq for e in outbox] == list(range(1, loaded.last_seq + 1))
+    conn = sqlite3.connect(state.path)
+    rows = conn.execute("SELECT first_seq, last_seq FROM outbox ORDER BY first_seq").fetchall()
+    conn.close()
+    assert 0 < len(rows) <= stats["commits"] < loaded.last_seq  # runs, not one row per event
+    assert rows[0][0] == 1 and rows[-1][1] == loaded.last_seq
+    assert all(b[0] == a[1] + 1 for a, b in zip(rows, rows[1:], strict=False))  # contiguous, no overlap
+
+
+def test_the_recorder_stores_an_unencodable_message_with_its_data_replaced(tmp_path):
+    from types import SimpleNamespace
+
+    from node.live.recorder import StateRecorder, unpack_data
+
+    kernel = SimpleNamespace(strategies=[], exec_engine=SimpleNamespace(position_count=0))
+    queue = SimpleNamespace(snapshot=lambda: [])
+    with SqliteStateStore(tmp_path / "node.sqlite", synchronous="normal") as store:
+        recorder = StateRecorder(store, kernel, queue, [])
+        recorder(1, "events.a", "A", object(), {"n": 1})
+        recorder(2, "events.a", "B", object(), {"bad": object()})
+        recorder(3, "events.b", "C", object(), [3])
+        recorder.commit()
+        recorder(4, "events.a", "A", object(), {"n": 4})  # the packer still works after a failure
+        recorder.commit()
+        recorder.commit()  # nothing published: no outbox row, no error
+        out = [(e.seq, e.topic, e.event_type, unpack_data(e.payload)) for e in store.outbox_after(0)]
+    assert out[0] == (1, "events.a", "A", {"n": 1})
+    assert out[1][:3] == (2, "events.a", "B") and "unencodable" in out[1][3]
+    assert out[2:] == [(3, "events.b", "C", [3]), (4, "events.a", "A", {"n": 4})]
+    assert recorder.stats() == {"commits": 3, "events_committed": 4}
+
+
 def test_a_corrupt_state_file_stops_the_node_at_build_naming_the_file(tmp_path):
     path = tmp_path / "node.sqlite"
     path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)

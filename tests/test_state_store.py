@@ -700,13 +700,24 @@ CHILD = textwrap.dedent(
     path, sync, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rng = random.Random(seed)
     store = SqliteStateStore(path, synchronous=sync)
-    print("open", store.load().last_seq, flush=True)
+    seq = store.load().last_seq
+    print("open", seq, flush=True)
     while True:
         with store.transaction() as tx:
-            for _ in range(rng.randint(1, 3)):
-                seq = tx.next_seq()
-                tx.append_order_event(f"O-S-{seq}", "S", "OrderX", str(seq).encode())
-                tx.add_outbox(seq, "events.order", "OrderX", str(seq).encode())
+            how = rng.randrange(3)  # the outbox run: event by event, as entries, or as columns
+            run = range(seq + 1, seq + 1 + rng.randint(1, 3))
+            for n in run:
+                if how == 0:
+                    assert tx.next_seq() == n
+                tx.append_order_event(f"O-S-{n}", "S", "OrderX", str(n).encode())
+                if how == 0:
+                    tx.add_outbox(n, "events.order", "OrderX", str(n).encode())
+            if how == 1:
+                tx.append_outbox([(n, "events.order", "OrderX", str(n).encode()) for n in run])
+            elif how == 2:
+                k = len(run)
+                tx.append_outbox_run(run[0], ["events.order"] * k, ["OrderX"] * k, [str(n).encode() for n in run])
+            seq = run[-1]
             tx.put_account_state("SIM-001", str(seq).encode())
             tx.set_counter("orders:S", seq)
             tx.put_strategy_state("S", {"last": str(seq).encode(), "pad": rng.randbytes(rng.randint(0, 4000))})
@@ -861,3 +872,216 @@ def test_append_outbox_takes_a_run_of_consecutive_seqs_and_refuses_a_gap(store):
         tx.append_outbox([(5, "events.t", "E", b"5"), (5, "events.t", "E", b"5")])
     assert [(e.seq, e.payload) for e in store.outbox_after(0)] == [(1, b"1"), (2, b"2"), (3, b"3"), (4, b"4")]
     assert store.load().last_seq == 4
+
+
+# -- the outbox as runs (schema version 2) ----------------------------------------------------------
+
+
+def outbox_rows(path: Path) -> list[tuple]:
+    """The outbox table as stored: ``(first_seq, last_seq, [topics, event_types, payloads])``."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT first_seq, last_seq, events FROM outbox ORDER BY first_seq").fetchall()
+    finally:
+        conn.close()
+    return [(first, last, msgpack.unpackb(events, raw=False)) for first, last, events in rows]
+
+
+def test_a_commit_is_one_outbox_row_whatever_the_calls_that_filled_it(store):
+    with store.transaction() as tx:
+        assert tx.emit("events.a", "E", b"1") == 1
+        tx.append_outbox([(2, "events.b", "F", b"2")])
+        seq = tx.next_seq()  # 3, added after the run below (out of order)
+        tx.append_outbox_run(4, ["events.a", "events.c"], ["E", "G"], [b"4", bytearray(b"5")])
+        tx.add_outbox(seq, "events.a", "E", b"3")
+    with store.transaction() as tx:
+        tx.append_outbox_run(6, ("events.a",) * 3, ("E",) * 3, (b"6", b"7", b"8"))
+    with store.transaction() as tx:
+        tx.set_counter("c", 1)  # no event: no row
+    assert [(e.seq, e.topic, e.event_type, e.payload) for e in store.outbox_after(0)] == [
+        (1, "events.a", "E", b"1"),
+        (2, "events.b", "F", b"2"),
+        (3, "events.a", "E", b"3"),
+        (4, "events.a", "E", b"4"),
+        (5, "events.c", "G", b"5"),
+        (6, "events.a", "E", b"6"),
+        (7, "events.a", "E", b"7"),
+        (8, "events.a", "E", b"8"),
+    ]
+    store.close()
+    assert outbox_rows(store.path) == [
+        (1, 5, [["events.a", "events.b", "events.a", "events.a", "events.c"], ["E", "F", "E", "E", "G"],
+                [b"1", b"2", b"3", b"4", b"5"]]),
+        (6, 8, [["events.a"] * 3, ["E"] * 3, [b"6", b"7", b"8"]]),
+    ]  # fmt: skip
+
+
+def test_a_partly_acked_run_stays_and_only_its_unacked_events_are_resent(store):
+    for _ in range(3):  # rows 1..4, 5..8, 9..12
+        with store.transaction() as tx:
+            for _ in range(4):
+                tx.emit(TOPIC, "X", b"p")
+    assert [e.seq for e in store.outbox_after(6)] == list(range(7, 13))  # from the middle of a row
+    assert [e.seq for e in store.outbox_after(4)] == list(range(5, 13))  # from a row's end
+    store.ack_outbox(6)
+    for seq in (0, 3, 5, 6):  # whatever the caller asks, nothing acked comes back
+        assert [e.seq for e in store.outbox_after(seq)] == list(range(7, 13))
+    assert [e.seq for e in store.outbox_after(10)] == [11, 12]
+    assert list(store.outbox_after(12)) == []
+    store = reopen(store)
+    assert store.load().acked_seq == 6 and [e.seq for e in store.outbox_after(0)] == list(range(7, 13))
+    store.close()
+    assert [(first, last) for first, last, _ in outbox_rows(store.path)] == [(5, 8), (9, 12)]
+    store = reopen(store)
+    store.ack_outbox(8)  # exactly a row's end: the row goes
+    store.ack_outbox(11)
+    with pytest.raises(OutboxAckError, match="only 12"):
+        store.ack_outbox(13)
+    assert [e.seq for e in store.outbox_after(0)] == [12]
+    store.close()
+    assert [(first, last) for first, last, _ in outbox_rows(store.path)] == [(9, 12)]
+    store = reopen(store)
+    store.ack_outbox(12)
+    assert list(store.outbox_after(0)) == [] and store.load().last_seq == 12
+    store.close()
+    assert outbox_rows(store.path) == []
+
+
+def test_outbox_after_pages_through_many_long_runs(store):
+    rows = store_module().OUTBOX_PAGE * 2 + 3
+    for _ in range(rows):
+        with store.transaction() as tx:
+            first = tx.next_seq()
+            tx.add_outbox(first, TOPIC, "X", str(first).encode())
+            tx.append_outbox_run(
+                first + 1, [TOPIC] * 9, ["X"] * 9, [str(first + i).encode() for i in range(1, 10)]
+            )
+    store.ack_outbox(15)
+    out = list(store.outbox_after(0))
+    assert [e.seq for e in out] == list(range(16, rows * 10 + 1))
+    assert all(e.payload == str(e.seq).encode() for e in out)
+
+
+def store_module():
+    import node.persistence.store.sqlite as module
+
+    return module
+
+
+def test_append_outbox_run_checks_like_append_outbox(store):
+    with pytest.raises(OutboxSequenceError, match="expected 1"), store.transaction() as tx:
+        tx.append_outbox_run(2, [TOPIC], ["X"], [b""])
+    with pytest.raises(InvalidStateValueError, match="different lengths"), store.transaction() as tx:
+        tx.append_outbox_run(1, [TOPIC, TOPIC], ["X"], [b"", b""])
+    bad_runs = [
+        ([TOPIC], ["X"], ["not bytes"]),
+        ([""], ["X"], [b""]),
+        ([TOPIC], [""], [b""]),
+        ([7], ["X"], [b""]),
+        ([[TOPIC]], ["X"], [b""]),  # unhashable
+        ([TOPIC, TOPIC], ["X", "X"], [b"", None]),
+    ]
+    for topics, types, payloads in bad_runs:
+        with pytest.raises(InvalidStateValueError), store.transaction() as tx:
+            tx.append_outbox_run(1, topics, types, payloads)
+    bad_entries = [[(1, TOPIC, "X")], [(1, TOPIC, "X", b"", "extra")], [None], [(1, TOPIC, "X", "str")]]
+    for entries in bad_entries:
+        with pytest.raises(InvalidStateValueError), store.transaction() as tx:
+            tx.append_outbox(entries)
+    assert store.load().last_seq == 0 and list(store.outbox_after(0)) == []
+    with store.transaction() as tx:  # identifiers (str subclasses) and bytes-likes are normalised
+        tx.append_outbox_run(1, [TraderId("T-1")], [StrategyId("S-1")], [memoryview(b"m")])
+        tx.append_outbox([(2, TOPIC, "X", bytearray(b"b"))])
+    out = list(store.outbox_after(0))
+    assert [(e.seq, e.topic, e.event_type, e.payload) for e in out] == [
+        (1, "T-1", "S-1", b"m"),
+        (2, TOPIC, "X", b"b"),
+    ]
+    assert type(out[0].topic) is str and type(out[0].payload) is bytes
+
+
+V1_OUTBOX = """CREATE TABLE outbox (
+    seq        INTEGER PRIMARY KEY,
+    topic      TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload    BLOB NOT NULL
+)"""
+
+
+def make_v1(path: Path, events: list[tuple]) -> None:
+    """Turn a closed store into a schema version 1 file whose outbox holds ``events`` (one row each)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DROP TABLE outbox")
+        conn.execute(V1_OUTBOX)
+        conn.executemany("INSERT INTO outbox (seq, topic, event_type, payload) VALUES (?, ?, ?, ?)", events)
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+
+def test_a_version_1_file_is_converted_on_open_and_nothing_else_changes(store, monkeypatch):
+    write_everything(store)  # seqs 1, 2
+    for n in range(2, 7):  # seqs 3..7
+        with store.transaction() as tx:
+            record_order_event(tx, init(n), TOPIC)
+            tx.set_counter("orders:S-001", n)
+    store.ack_outbox(2)
+    before_state = store.load()
+    before = [(e.seq, e.topic, e.event_type, e.payload) for e in store.outbox_after(0)]
+    assert [e[0] for e in before] == [3, 4, 5, 6, 7]
+    store.close()
+    # as a version 1 node left it, plus a gap (seq 6 missing) a version 1 outbox should never have
+    make_v1(store.path, [e for e in before if e[0] != 6])
+    monkeypatch.setattr(store_module(), "MIGRATE_V1_RUN", 2)  # runs of at most 2: 3-4, 5, 7
+    store = reopen(store)
+    assert store.load() == before_state
+    assert [(e.seq, e.topic, e.event_type, e.payload) for e in store.outbox_after(0)] == [
+        e for e in before if e[0] != 6
+    ]
+    with store.transaction() as tx:
+        assert tx.emit(TOPIC, "X", b"new") == 8  # the sequence carries on
+    store.ack_outbox(4)
+    store.close()
+    assert [(first, last) for first, last, _ in outbox_rows(store.path)] == [(5, 5), (7, 7), (8, 8)]
+    import sqlite3
+
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'outbox%'").fetchall() == [
+        ("outbox",)
+    ]
+    conn.close()
+
+
+def test_a_version_1_file_with_an_empty_outbox_is_converted(store_path):
+    with SqliteStateStore(store_path) as s:
+        write_everything(s)
+        s.ack_outbox(2)
+        before = s.load()
+    make_v1(store_path, [])
+    with SqliteStateStore(store_path) as s:
+        assert s.load() == before and list(s.outbox_after(0)) == []
+        with s.transaction() as tx:
+            assert tx.emit(TOPIC, "X", b"") == 3
+        assert [e.seq for e in s.outbox_after(0)] == [3]
+
+
+def test_a_damaged_outbox_row_is_reported_as_corruption_naming_the_file(store):
+    with store.transaction() as tx:
+        tx.emit(TOPIC, "X", b"1")
+        tx.emit(TOPIC, "X", b"2")
+    store.close()
+    import sqlite3
+
+    conn = sqlite3.connect(store.path)
+    with conn:
+        conn.execute("UPDATE outbox SET last_seq = 3")  # claims 3 events, holds 2
+    conn.close()
+    store = reopen(store)
+    with pytest.raises(StateStoreCorruptError, match=f"{store.path}.*outbox row 1..3"):
+        list(store.outbox_after(0))
+    store.close()

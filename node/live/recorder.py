@@ -4,7 +4,7 @@ Crash-only (DESIGN.md section 2): a node killed at any instant restarts from wha
 through the ordinary start-up (``node.live.recovery``). Two rules make that safe:
 
 * **One transaction per commit holds everything**: the events streamed since the last commit
-  (outbox rows, with their sequence numbers), the order events and fills they carry (the orders
+  (one outbox row: the run of their sequence numbers, handed to the store as columns), the order events and fills they carry (the orders
   and positions are rebuilt from those), the last account states, every strategy's client order
   id counter and saved state (``on_save``), the position id counter, the execution events
   received but not yet applied, and the state of in-process venues (the sandbox's simulated
@@ -42,7 +42,7 @@ import anyio.to_thread
 import msgpack
 
 from node.model.events import AccountState, OrderEvent, OrderFilled
-from node.persistence.store import StateStore, encode_event
+from node.persistence.store import OutboxSequenceError, StateStore, encode_event
 
 NODE_NAMESPACE = "node"
 PENDING_EXEC_EVENTS = "pending_exec_events"
@@ -50,6 +50,8 @@ VENUE_NAMESPACE = "venue."  # + the execution client's id
 ORDER_COUNTER = "orders."  # + the strategy id: its order factory's count
 POSITION_COUNTER = "positions"
 REALIZED_NAMESPACE = "realized"  # key: instrument id; value: {currency code: raw} of closed positions
+
+_STATE_EVENTS = (OrderEvent, AccountState)  # the messages that change recorded state
 
 
 def pack_data(data: Any) -> bytes:
@@ -110,32 +112,33 @@ class StateRecorder:
         """The same as :meth:`commit_async`, written on the calling thread."""
         self._write(*self._gather())
 
-    def _pack_data(self, data: Any) -> bytes:
+    def _pack_all(self, datas: tuple) -> list[bytes]:
+        """Each message's outbox payload (``pack_data``), packed by one C loop while nothing fails."""
         try:
-            return self._packer.pack(data)
+            return list(map(self._packer.pack, datas))
         except (TypeError, ValueError, OverflowError):
             self._packer = msgpack.Packer(use_bin_type=True)  # a failed pack may leave it mid-write
-            return pack_data(data)
+            return list(map(pack_data, datas))
 
-    def _gather(self) -> tuple[list[tuple], list[tuple]]:
-        """Everything to write since the last commit, as (store method, args) pairs."""
+    def _gather(self) -> tuple[list[tuple], tuple | None]:
+        """Everything to write since the last commit: (store method, args) pairs, and the outbox run.
+
+        The run is columns (first seq, topics, types, payloads) taken apart by ``zip`` and packed
+        by ``map``: no Python-level work per event unless the commit carries state changes (order
+        events, account states), which only those events need.
+        """
         pending, self._pending = self._pending, []
         kernel = self._kernel
         tx = _Writes()
-        outbox: list[tuple] = []
-        orders: set = set()  # orders and positions this commit changed
-        positions: set = set()
-        for seq, topic, type_name, msg, data in pending:
-            if isinstance(msg, OrderEvent):
-                self._record_order_event(tx, msg, type_name)
-                orders.add(msg.client_order_id)
-                if type(msg) is OrderFilled and msg.position_id is not None:
-                    positions.add(msg.position_id)
-            elif type(msg) is AccountState:
-                tx.put_account_state(msg.account_id, encode_event(msg))
-            outbox.append((seq, topic, type_name, self._pack_data(data)))
-        if orders or positions:
-            self._forget_closed(tx, orders, positions)
+        outbox = None
+        if pending:
+            seqs, topics, type_names, msgs, datas = zip(*pending, strict=True)
+            first = seqs[0]
+            if seqs != tuple(range(first, first + len(seqs))):  # the port numbers them +1 each
+                raise OutboxSequenceError(f"streamed seqs {first}..{seqs[-1]} are not one run")
+            if any(issubclass(kind, _STATE_EVENTS) for kind in set(map(type, msgs))):
+                self._record_state_events(tx, msgs, type_names)
+            outbox = (first, topics, type_names, self._pack_all(datas))
         for strategy in kernel.strategies:
             factory = strategy.order_factory
             if factory is not None:
@@ -155,14 +158,31 @@ class StateRecorder:
                     self._blob(tx, namespace, key, value)
         return tx.writes, outbox
 
-    def _write(self, writes: list[tuple], outbox: list[tuple]) -> None:
+    def _record_state_events(self, tx, msgs: tuple, type_names: tuple) -> None:
+        """The order events (with their fills) and account states among a commit's messages."""
+        orders: set = set()  # orders and positions this commit changed
+        positions: set = set()
+        for msg, type_name in zip(msgs, type_names, strict=True):
+            if isinstance(msg, OrderEvent):
+                self._record_order_event(tx, msg, type_name)
+                orders.add(msg.client_order_id)
+                if type(msg) is OrderFilled and msg.position_id is not None:
+                    positions.add(msg.position_id)
+            elif type(msg) is AccountState:
+                tx.put_account_state(msg.account_id, encode_event(msg))
+        if orders or positions:
+            self._forget_closed(tx, orders, positions)
+
+    def _write(self, writes: list[tuple], outbox: tuple | None) -> None:
         """Apply gathered writes in one transaction, then the acks received meanwhile."""
         with self.store.transaction() as tx:
             for name, args in writes:
                 getattr(tx, name)(*args)
-            tx.append_outbox(outbox)  # refuses seqs that do not continue the store's sequence
+            if outbox is not None:
+                tx.append_outbox_run(*outbox)  # refuses a run that does not continue the store's sequence
         self.commits += 1
-        self.events_committed += len(outbox)
+        if outbox is not None:
+            self.events_committed += len(outbox[1])
         self._apply_acks()
 
     def _record_order_event(self, tx, event: OrderEvent, type_name: str) -> None:

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from node.persistence.store.errors import OutboxSequenceError
+from node.persistence.store.errors import InvalidStateValueError, OutboxSequenceError
 
 SEQ_COUNTER = "__seq__"
 """Counter holding the last event sequence number issued (reserved: moved only by ``next_seq``)."""
@@ -181,6 +181,23 @@ class StateTransaction(ABC):
                     f"outbox seq {seq} does not continue the sequence (next: {allocated})"
                 )
             self.add_outbox(seq, topic, event_type, payload)
+
+    def append_outbox_run(self, first_seq: int, topics, event_types, payloads) -> None:
+        """``append_outbox`` for a run given as columns: event ``i`` is ``first_seq + i``.
+
+        ``topics[i]``, ``event_types[i]`` and ``payloads[i]`` are its topic, type and payload; the
+        three sequences have the same length, and ``first_seq`` must be the next seq ``next_seq``
+        would give (``OutboxSequenceError`` otherwise). For a writer that keeps its events as
+        columns (the node's recorder): a backend may store them without building an entry each.
+        """
+        n = len(topics)
+        if len(event_types) != n or len(payloads) != n:
+            raise InvalidStateValueError(
+                f"outbox run columns of different lengths: {n}, {len(event_types)}, {len(payloads)}"
+            )
+        self.append_outbox(
+            list(zip(range(first_seq, first_seq + n), topics, event_types, payloads, strict=True))
+        )
 
     def emit(self, topic: str, event_type: str, payload: bytes) -> int:
         """Allocate a seq and queue the event under it in one call; returns the seq."""

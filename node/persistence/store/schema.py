@@ -15,13 +15,30 @@ Tables:
 * ``strategy_state``: ``on_save`` blobs, one row per (strategy, key).
 * ``blobs``: opaque values by (namespace, key), e.g. the sandbox venue's own state.
 * ``counters``: named integers; ``__seq__`` and ``__acked_seq__`` are reserved for the outbox.
-* ``outbox``: events to stream, keyed by their sequence number; acked rows are deleted.
+* ``outbox``: events to stream, **one row per commit** (a run of consecutive sequence numbers
+  ``first_seq..last_seq``), not one per event: under load a commit carries hundreds of events, and a
+  row per event (4 values bound, a B-tree insert each) was most of what the store cost a streaming
+  node. ``events`` holds the run (``OUTBOX_FORMAT``). An ack deletes the rows it covers entirely; a
+  row it covers in part stays, and readers skip its acked events (``__acked_seq__``).
+
+Outbox row format (``events`` BLOB): ``msgpack([topics, event_types, payloads])``, three parallel
+arrays of ``last_seq - first_seq + 1`` items, item ``i`` being the event of seq ``first_seq + i``:
+topic and event type as msgpack str, payload as msgpack bin (the bytes given to the store, as is).
+Parallel arrays because the writer hands a run over as columns and msgpack packs them in one call,
+with no per-event work in Python.
+
+Versions: 1 had ``outbox(seq PRIMARY KEY, topic, event_type, payload)``, one row per event. Opening a
+version 1 file converts its outbox to version 2 (``SqliteStateStore._migrate_v1``) in the open's
+transaction, and changes nothing else. A newer version is refused.
 """
 
 from __future__ import annotations
 
+import msgpack
+
 APPLICATION_ID = 0x4E4F4445  # "NODE"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+OUTBOX_FORMAT = "msgpack([topics, event_types, payloads])"  # see the module docstring
 
 SCHEMA = """
 CREATE TABLE order_events (
@@ -59,9 +76,31 @@ CREATE TABLE counters (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE outbox (
-    seq        INTEGER PRIMARY KEY,
-    topic      TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    payload    BLOB NOT NULL
+    first_seq INTEGER PRIMARY KEY,
+    last_seq  INTEGER NOT NULL,
+    events    BLOB NOT NULL
 );
 """
+
+OUTBOX_V2 = SCHEMA[SCHEMA.index("CREATE TABLE outbox") :].strip().rstrip(";")
+
+MIGRATE_V1_RUN = 4096
+"""Events per outbox row when a version 1 outbox is converted (a long backlog is not one huge row)."""
+
+
+def pack_run(topics, event_types, payloads) -> bytes:
+    """An outbox row's ``events`` from its three columns (sequences of equal length, checked by the caller)."""
+    return msgpack.packb((topics, event_types, payloads), use_bin_type=True)
+
+
+def unpack_run(events: bytes, count: int) -> tuple[tuple, tuple, tuple]:
+    """The three columns of an outbox row of ``count`` events; ValueError if it is not one."""
+    try:
+        columns = msgpack.unpackb(events, raw=False, use_list=False)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise ValueError(f"not msgpack ({type(exc).__name__}: {exc})") from None
+    if not (type(columns) is tuple and len(columns) == 3 and all(type(c) is tuple for c in columns)):
+        raise ValueError(f"not {OUTBOX_FORMAT}")
+    if not len(columns[0]) == len(columns[1]) == len(columns[2]) == count:
+        raise ValueError(f"{', '.join(str(len(c)) for c in columns)} items for a run of {count} events")
+    return columns

@@ -22,6 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 
 from node.persistence.store.base import (
@@ -50,11 +51,27 @@ from node.persistence.store.errors import (
     StateStoreSchemaError,
     TransactionClosedError,
 )
-from node.persistence.store.schema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION
+from node.persistence.store.schema import (
+    APPLICATION_ID,
+    MIGRATE_V1_RUN,
+    OUTBOX_V2,
+    SCHEMA,
+    SCHEMA_VERSION,
+    pack_run,
+    unpack_run,
+)
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 WAL_AUTOCHECKPOINT_PAGES = 64
-OUTBOX_PAGE = 512  # rows fetched per lock acquisition while iterating the outbox
+OUTBOX_PAGE = 64  # rows (runs of events) fetched per lock acquisition while iterating the outbox
+
+# The rows holding events above ?1, by first_seq: from the last row starting at or below ?1 (it may
+# reach above), found by the primary key, so nothing before it is scanned.
+_OUTBOX_PAGE_QUERY = (
+    "SELECT first_seq, last_seq, events FROM outbox WHERE first_seq >= coalesce("
+    "(SELECT first_seq FROM outbox WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1), 0) "
+    "AND last_seq > ?1 ORDER BY first_seq LIMIT ?2"
+)
 
 _UPSERT_COUNTER = (
     "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
@@ -98,15 +115,20 @@ def _classify(path: Path, exc: sqlite3.Error) -> Exception:
 class _SqliteTransaction(StateTransaction):
     """One open write transaction; the store commits or rolls it back."""
 
-    __slots__ = ("_conn", "_closed", "_seq", "_allocated", "_allocated_set", "_outboxed")
+    __slots__ = ("_conn", "_closed", "_seq", "_allocated", "_unadded", "_run", "_ordered", "_columns")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._closed = False
-        self._seq: int | None = None  # last seq allocated here; None until next_seq is called
-        self._allocated: list[int] = []
-        self._allocated_set: set[int] = set()
-        self._outboxed: set[int] = set()
+        self._seq: int | None = None  # last seq allocated here; None until one is
+        self._allocated: list[int] = []  # by next_seq
+        self._unadded: set[int] = set()  # allocated by next_seq, not in the outbox yet
+        # The outbox run, written as one row by _finish: either the columns of a single
+        # append_outbox call, (first_seq, topics, event_types, payloads), or entries
+        # (seq, topic, event_type, payload) in the order added (_ordered: ascending so far).
+        self._columns: tuple | None = None
+        self._run: list[tuple] = []
+        self._ordered = True
 
     def _db(self) -> sqlite3.Connection:
         if self._closed:
@@ -175,67 +197,168 @@ class _SqliteTransaction(StateTransaction):
             )
         self._db().execute(_UPSERT_COUNTER, (name, _int64(f"counter {name!r}", value)))
 
-    def next_seq(self) -> int:
-        db = self._db()
+    def _last_seq(self) -> int:
+        """The last seq allocated (read from the store on first use)."""
         if self._seq is None:
-            row = db.execute("SELECT value FROM counters WHERE name = ?", (SEQ_COUNTER,)).fetchone()
+            row = self._db().execute("SELECT value FROM counters WHERE name = ?", (SEQ_COUNTER,)).fetchone()
             self._seq = row[0] if row else 0
-        self._seq += 1
-        self._allocated.append(self._seq)
-        self._allocated_set.add(self._seq)
         return self._seq
 
+    def next_seq(self) -> int:
+        self._db()
+        self._seq = seq = self._last_seq() + 1
+        self._allocated.append(seq)
+        self._unadded.add(seq)
+        return seq
+
     def add_outbox(self, seq: int, topic: str, event_type: str, payload: bytes) -> None:
-        db = self._db()
-        if seq not in self._allocated_set:
+        self._db()
+        if seq not in self._unadded:
+            if seq in self._allocated:
+                raise OutboxSequenceError(f"outbox seq {seq} added twice in one transaction")
             raise OutboxSequenceError(
                 f"outbox seq {seq!r} was not allocated by this transaction's next_seq() "
                 f"(allocated here: {self._allocated or 'none'})"
             )
-        if seq in self._outboxed:
-            raise OutboxSequenceError(f"outbox seq {seq} added twice in one transaction")
-        row = (seq, _text("topic", topic), _text("event_type", event_type), _bytes("payload", payload))
-        db.execute("INSERT INTO outbox (seq, topic, event_type, payload) VALUES (?, ?, ?, ?)", row)
-        self._outboxed.add(seq)
+        entry = (seq, _text("topic", topic), _text("event_type", event_type), _bytes("payload", payload))
+        self._unadded.discard(seq)
+        if self._columns is not None:
+            self._unfold_columns()
+        run = self._run
+        if run and seq < run[-1][0]:
+            self._ordered = False
+        run.append(entry)
 
     def append_outbox(self, entries) -> None:
-        """One INSERT for the lot; seqs checked as a range (see ``StateTransaction.append_outbox``)."""
+        """Checked as a run (see ``StateTransaction.append_outbox``) and kept as columns."""
+        if type(entries) is not list:
+            entries = list(entries)
         if not entries:
             return
-        db = self._db()
-        if self._seq is None:
-            row = db.execute("SELECT value FROM counters WHERE name = ?", (SEQ_COUNTER,)).fetchone()
-            self._seq = row[0] if row else 0
-        first = self._seq + 1
-        rows = []
-        for i, (seq, topic, event_type, payload) in enumerate(entries):
-            if seq != first + i:
-                raise OutboxSequenceError(
-                    f"outbox seq {seq!r} does not continue the sequence (expected {first + i})"
-                )
-            if type(topic) is not str or type(event_type) is not str or type(payload) is not bytes:
-                topic = _text("topic", topic)
-                event_type = _text("event_type", event_type)
-                payload = _bytes("payload", payload)
-            elif not topic or not event_type:
-                raise InvalidStateValueError(f"outbox entry {seq}: topic and event_type must be non-empty")
-            rows.append((seq, topic, event_type, payload))
-        db.executemany("INSERT INTO outbox (seq, topic, event_type, payload) VALUES (?, ?, ?, ?)", rows)
-        self._seq = first + len(rows) - 1
+        self._db()
+        first = self._last_seq() + 1
+        columns = _columns(entries, first)
+        if columns is None:  # the fast checks failed: find the culprit, or normalise the values
+            columns = _checked_columns(entries, first)
+        self._add_columns(first, columns)
+
+    def append_outbox_run(self, first_seq: int, topics, event_types, payloads) -> None:
+        """The run as columns (see ``StateTransaction.append_outbox_run``), kept as they are.
+
+        The common case, a commit whose whole outbox is one call (the recorder's), does no
+        per-event work in Python: checking and packing the run are C calls.
+        """
+        # tuple(): a snapshot (the caller may reuse its lists); no copy if they are tuples already
+        columns = (tuple(topics), tuple(event_types), tuple(payloads))
+        n = len(columns[0])
+        if len(columns[1]) != n or len(columns[2]) != n:
+            raise InvalidStateValueError(
+                f"outbox run columns of different lengths: {n}, {len(columns[1])}, {len(columns[2])}"
+            )
+        if not n:
+            return
+        self._db()
+        first = self._last_seq() + 1
+        if first_seq != first or type(first_seq) is not int:
+            raise OutboxSequenceError(
+                f"outbox seq {first_seq!r} does not continue the sequence (expected {first})"
+            )
+        if not _values_ok(*columns):
+            columns = _checked_columns(list(zip(range(first, first + n), *columns, strict=True)), first)
+        self._add_columns(first, columns)
+
+    def _add_columns(self, first: int, columns: tuple) -> None:
+        """Queue the checked run ``first..`` (its seqs are allocated here)."""
+        n = len(columns[0])
+        if self._run or self._columns is not None:
+            self._unfold_columns()
+            self._run.extend(zip(range(first, first + n), *columns, strict=True))
+        else:
+            self._columns = (first, *columns)
+        self._seq = first + n - 1
+
+    def _unfold_columns(self) -> None:
+        if self._columns is not None:
+            first, topics, event_types, payloads = self._columns
+            self._columns = None
+            self._run.extend(
+                zip(range(first, first + len(topics)), topics, event_types, payloads, strict=True)
+            )
 
     def _finish(self) -> None:
-        """Before COMMIT: every allocated seq has its outbox entry; persist the last seq."""
-        if len(self._outboxed) == len(self._allocated):
-            missing = []
-        else:
-            missing = [s for s in self._allocated if s not in self._outboxed]
-        if missing:
+        """Before COMMIT: every allocated seq has its outbox entry; write the run; persist the last seq."""
+        if self._unadded:
             raise OutboxSequenceError(
-                f"seq {missing} allocated but never added to the outbox; that would leave a gap in the "
-                f"event sequence, so the transaction was rolled back"
+                f"seq {sorted(self._unadded)} allocated but never added to the outbox; that would leave a "
+                f"gap in the event sequence, so the transaction was rolled back"
+            )
+        if self._columns is not None:
+            first, topics, event_types, payloads = self._columns
+            last = first + len(topics) - 1
+        elif self._run:
+            run = self._run
+            if not self._ordered:
+                run.sort(key=_by_seq)
+            first, last = run[0][0], run[-1][0]
+            _, topics, event_types, payloads = zip(*run, strict=True)
+        else:
+            first = None
+        if first is not None:
+            # Every seq from the stored counter + 1 to self._seq was allocated here and is in the
+            # run exactly once (add_outbox refuses the rest), so the run is contiguous.
+            self._conn.execute(
+                "INSERT INTO outbox (first_seq, last_seq, events) VALUES (?, ?, ?)",
+                (first, last, pack_run(topics, event_types, payloads)),
             )
         if self._seq is not None:
             self._conn.execute(_UPSERT_COUNTER, (SEQ_COUNTER, self._seq))
+
+
+_by_seq = itemgetter(0)
+
+
+def _columns(entries: list, first: int) -> tuple | None:
+    """``(topics, event_types, payloads)`` of well-formed entries numbered from ``first``; else None.
+
+    C calls only (zip, map, set): a run of hundreds of events costs a few microseconds.
+    """
+    try:
+        seqs, topics, event_types, payloads = zip(*entries, strict=True)
+    except (TypeError, ValueError):
+        return None
+    if seqs != tuple(range(first, first + len(seqs))) or not _values_ok(topics, event_types, payloads):
+        return None
+    return topics, event_types, payloads
+
+
+def _values_ok(topics: tuple, event_types: tuple, payloads: tuple) -> bool:
+    """Every topic and event type a non-empty plain str, every payload bytes (C calls, mostly)."""
+    if len(set(map(type, payloads))) != 1 or type(payloads[0]) is not bytes:
+        return False
+    try:
+        names = {*topics, *event_types}
+    except TypeError:  # unhashable
+        return False
+    return all(type(name) is str and name for name in names)  # the distinct names: a handful
+
+
+def _checked_columns(entries: list, first: int) -> tuple:
+    """The columns of entries that failed :func:`_columns`: raises on the first bad one."""
+    rows = []
+    for i, entry in enumerate(entries):
+        try:
+            seq, topic, event_type, payload = entry
+        except (TypeError, ValueError):
+            raise InvalidStateValueError(
+                f"an outbox entry is (seq, topic, event_type, payload), got {entry!r:.200}"
+            ) from None
+        if seq != first + i:
+            raise OutboxSequenceError(
+                f"outbox seq {seq!r} does not continue the sequence (expected {first + i})"
+            )
+        rows.append((_text("topic", topic), _text("event_type", event_type), _bytes("payload", payload)))
+    topics, event_types, payloads = zip(*rows, strict=True)
+    return topics, event_types, payloads
 
 
 class SqliteStateStore(StateStore):
@@ -335,11 +458,47 @@ class SqliteStateStore(StateStore):
             raise StateStoreCorruptError(
                 self.path, f"an SQLite file of another application (application_id {app_id:#x})"
             )
-        if version != SCHEMA_VERSION:
+        if version == 1:
+            self._migrate_v1(conn)
+        elif version > SCHEMA_VERSION:
             raise StateStoreSchemaError(
                 self.path,
                 f"schema version {version}, this node reads version {SCHEMA_VERSION}; a newer node wrote it",
             )
+        elif version != SCHEMA_VERSION:
+            raise StateStoreSchemaError(
+                self.path, f"schema version {version}, this node reads versions 1 to {SCHEMA_VERSION}"
+            )
+
+    @staticmethod
+    def _migrate_v1(conn: sqlite3.Connection) -> None:
+        """Version 1 -> 2: the outbox's one row per event becomes one row per run (schema module).
+
+        Runs of consecutive seqs, at most ``MIGRATE_V1_RUN`` events each. Inside the open's
+        transaction: a crash midway leaves the version 1 file as it was.
+        """
+        conn.execute("ALTER TABLE outbox RENAME TO outbox_v1")
+        conn.execute(OUTBOX_V2)
+        run: list[tuple] = []
+
+        def flush() -> None:
+            _, topics, event_types, payloads = zip(*run, strict=True)
+            conn.execute(
+                "INSERT INTO outbox (first_seq, last_seq, events) VALUES (?, ?, ?)",
+                (run[0][0], run[-1][0], pack_run(topics, event_types, payloads)),
+            )
+            run.clear()
+
+        rows = conn.cursor()
+        for row in rows.execute("SELECT seq, topic, event_type, payload FROM outbox_v1 ORDER BY seq"):
+            if run and (row[0] != run[-1][0] + 1 or len(run) >= MIGRATE_V1_RUN):
+                flush()
+            run.append(row)
+        if run:
+            flush()
+        rows.close()
+        conn.execute("DROP TABLE outbox_v1")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -421,25 +580,33 @@ class SqliteStateStore(StateStore):
         )
 
     def outbox_after(self, seq: int) -> Iterator[OutboxEntry]:
-        """Entries above ``seq``, ascending, fetched a page at a time (the lock is not held between)."""
-        last = _int64("seq", seq)
+        """Entries above ``seq`` and above the acked seq, ascending, one per event.
+
+        Rows are runs (schema module): the first row may start at or below ``seq`` or below what
+        was acked (a partly acked row stays); its events up to there are skipped. Fetched a page of
+        rows at a time (the lock is not held between pages).
+        """
+        floor = _int64("seq", seq)
         while True:
             with self._lock:
-                rows = (
-                    self._db()
-                    .execute(
-                        "SELECT seq, topic, event_type, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                        (last, OUTBOX_PAGE),
-                    )
-                    .fetchall()
-                )
-            for row in rows:
-                yield OutboxEntry(*row)
+                db = self._db()
+                acked = db.execute("SELECT value FROM counters WHERE name = ?", (ACKED_COUNTER,)).fetchone()
+                if acked is not None and acked[0] > floor:
+                    floor = acked[0]
+                rows = db.execute(_OUTBOX_PAGE_QUERY, (floor, OUTBOX_PAGE)).fetchall()
+            for first, last, events in rows:
+                try:
+                    topics, event_types, payloads = unpack_run(events, last - first + 1)
+                except ValueError as exc:
+                    raise StateStoreCorruptError(self.path, f"outbox row {first}..{last}: {exc}") from None
+                for i in range(max(0, floor + 1 - first), last - first + 1):
+                    yield OutboxEntry(first + i, topics[i], event_types[i], payloads[i])
             if len(rows) < OUTBOX_PAGE:
                 return
-            last = rows[-1][0]
+            floor = rows[-1][1]
 
     def ack_outbox(self, seq: int) -> None:
+        """Deletes the rows ``seq`` covers entirely; the acked counter hides the rest (``outbox_after``)."""
         seq = _int64("ack seq", seq)
         with self._lock:
             conn = self._db()
@@ -458,7 +625,9 @@ class SqliteStateStore(StateStore):
                         f"issued; the peer is acking another node's (or a newer store's) events"
                     )
                 if seq > acked:
-                    conn.execute("DELETE FROM outbox WHERE seq <= ?", (seq,))
+                    # first_seq <= seq bounds the scan by the primary key (rows never overlap, so
+                    # last_seq ascends with first_seq): only the rows deleted and one partly acked.
+                    conn.execute("DELETE FROM outbox WHERE first_seq <= ?1 AND last_seq <= ?1", (seq,))
                     conn.execute(_UPSERT_COUNTER, (ACKED_COUNTER, seq))
                 conn.execute("COMMIT")
             except BaseException:
