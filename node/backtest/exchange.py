@@ -30,7 +30,7 @@ submitted; the venue checks again when a queued, triggered or resting one execut
 account, against its net position) and cancels it with a reason if it would now open or increase
 a position — e.g. two closes queued for the same next bar open.
 
-Durable state (``venue_state.py``): ``snapshot()``/``restore()`` put the whole venue state in one
+Durable state (``venue_state/``): ``snapshot()``/``restore()`` put the whole venue state in one
 blob; ``state_blobs()``/``restore_blobs()`` give the same state as keyed blobs whose per-call cost
 does not grow with the number of client order ids seen. Take either between venue calls (never
 from a handler of an event the venue is emitting), restore into a freshly built venue.
@@ -168,7 +168,7 @@ class SimulatedExchange:
         self._last_reported = None
         self._state_log = None
 
-    # -- durable state (venue_state.py) ----------------------------------------------------------
+    # -- durable state (venue_state/) ----------------------------------------------------------
 
     def snapshot(self) -> bytes:
         """The whole venue state as bytes (cost grows with the client order ids seen)."""
