@@ -28,7 +28,7 @@ Parallel arrays because the writer hands a run over as columns and msgpack packs
 with no per-event work in Python.
 
 Versions: 1 had ``outbox(seq PRIMARY KEY, topic, event_type, payload)``, one row per event. Opening a
-version 1 file converts its outbox to version 2 (``SqliteStateStore._migrate_v1``) in the open's
+version 1 file converts its outbox to version 2 (``migrations.migrate_v1``) in the open's
 transaction, and changes nothing else. A newer version is refused.
 """
 
@@ -91,6 +91,14 @@ MIGRATE_V1_RUN = 4096
 def pack_run(topics, event_types, payloads) -> bytes:
     """An outbox row's ``events`` from its three columns (sequences of equal length, checked by the caller)."""
     return msgpack.packb((topics, event_types, payloads), use_bin_type=True)
+
+
+def insert_run(conn, first_seq: int, last_seq: int, topics, event_types, payloads) -> None:
+    """Write the outbox row of the run ``first_seq..last_seq`` (its columns as for :func:`pack_run`)."""
+    conn.execute(
+        "INSERT INTO outbox (first_seq, last_seq, events) VALUES (?, ?, ?)",
+        (first_seq, last_seq, pack_run(topics, event_types, payloads)),
+    )
 
 
 def unpack_run(events: bytes, count: int) -> tuple[tuple, tuple, tuple]:
