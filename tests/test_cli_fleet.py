@@ -198,3 +198,30 @@ def test_node_log_names_stay_inside_the_log_dir_and_rotation_keeps_n_backups(tmp
     assert (tmp_path / "n.log.1").read_text() == "generation 3\n"
     assert (tmp_path / "n.log.2").read_text() == "generation 2\n"
     assert not (tmp_path / "n.log.3").exists()
+
+
+def test_up_on_a_corrupt_journal_exits_1_with_the_journal_s_own_advice(tmp_path):
+    import os
+
+    import msgpack
+
+    from orchestrator.journal import Journal, journal_path
+
+    runtime = Path("/tmp") / f"orch-cli-{os.getpid()}-corrupt"  # short: ipc path limit
+    runtime.mkdir(mode=0o700)
+    path = journal_path(runtime, "n1")
+    path.parent.mkdir(mode=0o700)
+    with Journal(path, fsync="never") as journal:
+        for seq in range(1, 6):
+            journal.append(seq, msgpack.packb({"seq": seq}))
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0xFF  # inside the second record, with valid ones after it: corruption, not a torn tail
+    path.write_bytes(bytes(data))
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        f'[orchestrator]\nruntime_dir = "{runtime}"\n[[nodes]]\nid = "n1"\nconfig = "{ROOT}/configs/sandbox.toml"\n'
+    )
+    proc = orch("up", str(fleet), timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert f"journal {path} is corrupt" in proc.stderr and "truncate -s" in proc.stderr

@@ -86,8 +86,38 @@ def run(args) -> int:
     import trio
 
     live = args.ready_fd is None and sys.stdout.isatty()
-    clean = trio.run(_serve, config, args.ready_fd, timeout, live)
+    try:
+        clean = trio.run(_serve, config, args.ready_fd, timeout, live)
+    except Exception as exc:
+        problems = _startup_problems(exc)
+        if not problems:
+            raise  # a bug: the traceback is what helps
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return exit_codes.JOB_FAILED
     return exit_codes.OK if clean else exit_codes.JOB_FAILED
+
+
+def _startup_problems(exc: BaseException) -> list[str]:
+    """The messages of ``exc`` if it is (a group of) problems the operator must fix, else [].
+
+    A corrupt or locked journal, a runtime dir with the wrong mode, an endpoint in use: each error
+    already says which file and what to do; a traceback around it would only hide that.
+    """
+    from orchestrator.journal import JournalError
+    from orchestrator.transport.errors import TransportError
+
+    leaves = []
+    pending = [exc]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    if not leaves or not all(isinstance(e, JournalError | TransportError) for e in leaves):
+        return []
+    return [str(e) for e in leaves]
 
 
 def _detach(path: Path, config, timeout: float) -> int:
