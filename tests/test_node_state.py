@@ -301,3 +301,11 @@ async def test_an_order_queued_when_the_node_stops_reaches_the_venue_before_on_s
     assert order.status.name == "CANCELED", "on_stop canceled it: nothing outlives the stop"
     assert not node.kernel.exec_engine.clients[0].exchange.open_orders()
     node.dispose()
+
+
+def test_a_config_built_in_python_with_a_store_must_stream_order_and_account_events(tmp_path):
+    from node.live.config import TradingNodeConfig
+
+    with pytest.raises(ConfigError) as caught:
+        TradingNodeConfig(state=StateConfig(tmp_path / "s.sqlite"), stream_patterns=("events.system.*",))
+    assert caught.value.key == "streaming.patterns" and "events.order.*" in str(caught.value)

@@ -146,6 +146,15 @@ class TradingNodeConfig:
             raise ConfigError(
                 "node.liveness_interval_s", f"must be positive, got {self.liveness_interval_s!r}"
             )
+        if self.state is not None:
+            if not isinstance(self.state, StateConfig):
+                raise ConfigError("state", f"must be a StateConfig, got {type(self.state).__name__}")
+            missing = [p for p in STATE_REQUIRED_PATTERNS if p not in self.stream_patterns]
+            if missing:
+                raise ConfigError(
+                    "streaming.patterns",
+                    f"a node with a [state] store is rebuilt from its order and account events: add {missing}",
+                )
 
 
 def sandbox_exec_clients(venues) -> tuple[ClientSpec, ...]:
@@ -214,7 +223,7 @@ def load_node_config(doc: dict, base_dir: Path | str = ".") -> TradingNodeConfig
     for i, pattern in enumerate(patterns):
         if not isinstance(pattern, str) or not pattern:
             raise ConfigError(f"streaming.patterns[{i}]", f"must be a non-empty string, got {pattern!r}")
-    state = _state_config(root.get("state", dict, None), base_dir, patterns)
+    state = _state_config(root.get("state", dict, None), base_dir)
     venues = tuple(
         VenueConfig.from_dict(v, f"venues[{i}]")
         for i, v in enumerate(_tables(root.get("venues", list, []), "venues"))
@@ -274,7 +283,7 @@ def load_node_config(doc: dict, base_dir: Path | str = ".") -> TradingNodeConfig
     )
 
 
-def _state_config(table: dict | None, base_dir: Path, patterns: list) -> StateConfig | None:
+def _state_config(table: dict | None, base_dir: Path) -> StateConfig | None:
     if table is None:
         return None
     r = _Reader(table, "state")
@@ -283,12 +292,6 @@ def _state_config(table: dict | None, base_dir: Path, patterns: list) -> StateCo
     r.done()
     if not path.strip():
         raise ConfigError("state.path", "must name the node's state file, e.g. 'state/node.sqlite'")
-    missing = [p for p in STATE_REQUIRED_PATTERNS if p not in patterns]
-    if missing:
-        raise ConfigError(
-            "streaming.patterns",
-            f"a node with a [state] store is rebuilt from its order and account events: add {missing}",
-        )
     full = Path(path)
     return StateConfig(full if full.is_absolute() else base_dir / full, synchronous)
 
