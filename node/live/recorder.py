@@ -189,7 +189,12 @@ class StateRecorder:
         coid = event.client_order_id
         if coid not in self._known_orders:
             order = self._kernel.cache.order(coid)
-            if order is not None and type(event).__name__ != "OrderInitialized":
+            if order is None:
+                # Not an order of this node's cache (the engines never publish one): its events
+                # could not be replayed into an order, and a store that cannot be replayed would
+                # keep the node from ever starting again. The event is still in the outbox.
+                return
+            if type(event).__name__ != "OrderInitialized":
                 init = order.init_event
                 tx.append_order_event(coid, event.strategy_id, type(init).__name__, encode_event(init))
             self._known_orders.add(coid)
