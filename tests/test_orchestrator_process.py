@@ -1,4 +1,5 @@
-"""``orchestrator up`` as a real process: SIGTERM stops everything cleanly; kill -9 leaves no orphans."""
+"""``orchestrator up`` as a real process: SIGTERM stops everything cleanly, a second signal kills at once,
+kill -9 leaves no orphans."""
 
 from __future__ import annotations
 
@@ -16,18 +17,25 @@ from tests.fleet_support import fast_node_doc
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_fleet(tmp_path: Path, nodes: int = 2, spares: int = 1) -> tuple[Path, Path]:
-    """Write a fleet file of ``nodes`` fast sandbox nodes; return (its path, its runtime dir)."""
+def write_fleet(
+    tmp_path: Path, nodes: int = 2, spares: int = 1, stop_timeout_s: float = 5.0, strategies: tuple = ()
+) -> tuple[Path, Path]:
+    """Write a fleet file of ``nodes`` fast sandbox nodes; return (its path, its runtime dir).
+
+    ``strategies``: more strategy tables for every node (e.g. one that is slow to stop).
+    """
     runtime = Path("/tmp") / f"orch-proc-{os.getpid()}-{tmp_path.name[-10:]}"
     lines = [
         "[orchestrator]",
         f'runtime_dir = "{runtime}"',
         f"spares = {spares}",
-        "stop_timeout_s = 5.0",
+        f"stop_timeout_s = {stop_timeout_s}",
     ]
     for i in range(nodes):
         lines += ["[[nodes]]", f'id = "n{i}"', f'config = "n{i}.toml"']
-        (tmp_path / f"n{i}.toml").write_text(_toml(fast_node_doc(i + 1)))
+        doc = fast_node_doc(i + 1)
+        doc["strategies"] = [*doc.get("strategies", []), *strategies]
+        (tmp_path / f"n{i}.toml").write_text(_toml(doc))
     path = tmp_path / "fleet.toml"
     path.write_text("\n".join(lines) + "\n")
     return path, runtime
@@ -128,6 +136,43 @@ def test_sigterm_stops_every_node_cleanly_and_exits_0(tmp_path):
         assert not any(alive(pid) for pid in kids)
         own_log = (runtime / "logs" / "orchestrator.log").read_text()
         assert "n0: running" in own_log and "n0: stopped" in own_log, "the orchestrator's own log"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def read_until(proc: subprocess.Popen, text: str, lines: list[str], timeout: float = 60) -> None:
+    """Read the orchestrator's output into ``lines`` until a line contains ``text``."""
+    deadline = time.monotonic() + timeout
+    while not lines or text not in lines[-1]:
+        assert time.monotonic() < deadline, f"no {text!r} in {lines}"
+        line = proc.stdout.readline()
+        assert line, f"orchestrator exited before {text!r}: {lines}"
+        lines.append(line.rstrip())
+
+
+def test_a_second_sigint_kills_every_node_at_once_without_a_traceback(tmp_path):
+    # Each node's stop takes 30 s (a slow flatten) and the stop deadline allows it: only the
+    # second Ctrl-C can make the orchestrator end quickly.
+    slow = {"path": "tests.slow_stop:SlowStop", "config": {"stop_delay_s": 30.0}}
+    config, _runtime = write_fleet(tmp_path, stop_timeout_s=60.0, strategies=(slow,))
+    proc = start_up(config)
+    try:
+        lines = wait_running(proc, 2)
+        kids = children_of(proc.pid)
+        assert len(kids) >= 3, "two nodes and a spare"
+        proc.send_signal(signal.SIGINT)
+        read_until(proc, "SIGINT: stopping every node", lines)
+        read_until(proc, ": stopping", lines)  # the graceful stop is under way
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        out = "\n".join(lines) + "\n" + out
+        assert time.monotonic() - started < 20, "it did not wait out the nodes' 30 s stops"
+        assert proc.returncode == 1, out
+        assert "SIGINT again: killing every node now" in out and "stopped (NOT clean)" in out
+        assert "Traceback" not in out and "KeyboardInterrupt" not in out
+        assert not any(alive(pid) for pid in kids)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -300,11 +300,19 @@ async def _serve(
                 )
 
     async def on_signals() -> None:
+        # Kept open until the end: a second signal while the nodes stop gracefully kills them
+        # (the operator's "now, please"), instead of a KeyboardInterrupt traceback.
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            stopping = False
             async for signum in signals:
-                out.say(f"orchestrator: {signal.Signals(signum).name}: stopping every node")
-                orch.shutdown()
-                return
+                name = signal.Signals(signum).name
+                if not stopping:
+                    stopping = True
+                    out.say(f"orchestrator: {name}: stopping every node (again to kill them at once)")
+                    orch.shutdown()
+                else:
+                    out.say(f"orchestrator: {name} again: killing every node now")
+                    orch.kill_everything()
 
     try:
         async with trio.open_nursery() as nursery:

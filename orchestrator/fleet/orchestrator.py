@@ -200,6 +200,20 @@ class Orchestrator:
         """Ask for a graceful shutdown: stop every node, spares included, then return from run()."""
         self._shutdown.set()
 
+    def kill_everything(self) -> None:
+        """The impatient shutdown (a second Ctrl-C): SIGKILL every child now, then return from run().
+
+        A graceful stop already under way ends at once instead of waiting out its deadlines; the
+        nodes end as killed, so run() reports an unclean shutdown. Durable state makes this safe:
+        a killed node is recovered on its next start like any crashed one.
+        """
+        self._closing = True
+        self._shutdown.set()
+        for slot in list(self._slots.values()):
+            if not slot.exited.is_set():
+                slot.intent = Intent.STOP
+                slot.process.kill()
+
     # -- public API ------------------------------------------------------------------------------
     def status(self) -> list[dict]:
         now = trio.current_time()
