@@ -117,8 +117,9 @@ INVALID = [
     # events
     (with_(VALID["evt"], events=[]), "invalid_field", "evt.events: expected a non-empty list"),
     (with_(VALID["evt"], events={}), "invalid_field", "evt.events: expected a non-empty list"),
-    (with_(VALID["evt"], events=[EVENTS[1], EVENTS[0]]), "invalid_field", "evt.events[1].seq: expected > 2"),
-    (with_(VALID["evt"], events=[EVENTS[0], EVENTS[0]]), "invalid_field", "seq must strictly increase"),
+    (with_(VALID["evt"], events=[EVENTS[1], EVENTS[0]]), "invalid_field", "evt.events[1].seq: expected 3"),
+    (with_(VALID["evt"], events=[EVENTS[0], EVENTS[0]]), "invalid_field", "seqs are consecutive within a batch"),
+    (with_(VALID["evt"], events=[EVENTS[0], [3, *EVENTS[1][1:]]]), "invalid_field", "expected 2 (seqs are consecutive"),
     (with_(VALID["evt"], events=[[0, *EVENTS[0][1:]]]), "invalid_field", "evt.events[0].seq: expected int >= 1"),
     (with_(VALID["evt"], events=[[True, *EVENTS[0][1:]]]), "invalid_field", "evt.events[0].seq: expected int >= 1"),
     (with_(VALID["evt"], events=[EVENTS[0][:4]]), "invalid_field", "evt.events[0]: expected a list [seq, ts,"),
@@ -126,7 +127,7 @@ INVALID = [
     (with_(VALID["evt"], events=[[1, -5, "t", "T", {}]]), "invalid_field", "evt.events[0].ts: expected int >= 0"),
     (with_(VALID["evt"], events=[[1, 5, b"t", "T", {}]]), "invalid_field", "evt.events[0].topic: expected str"),
     (with_(VALID["evt"], events=[[1, 5, "t", None, {}]]), "invalid_field", "evt.events[0].type: expected str"),
-    (with_(VALID["evt"], events=[EVENTS[0], [3, 5, "t", "T", []]]), "invalid_field", "evt.events[1].data: expected map"),
+    (with_(VALID["evt"], events=[EVENTS[0], [2, 5, "t", "T", []]]), "invalid_field", "evt.events[1].data: expected map"),
 ]
 # fmt: on
 
@@ -315,10 +316,11 @@ def test_fuzz_structured_messages(kind, version, fields):
 
 # -- the relay's fast path: decode_relay ---------------------------------------------------------
 #
-# The boundary (see codec.decode_relay): the envelope, every event's framing (a list of 5) and seq
-# (an int, strictly increasing from >= 1) and the msgpack well-formedness of every byte are checked;
-# each event's ts, topic, type and data are not decoded, so a frame whose only fault is there is
-# relayed as received (decided: the relay does not interpret them; subscribers decode and refuse it).
+# The boundary (see codec.decode_relay): the envelope, the first event's framing (a list of 5) and
+# seq (an int >= 1), the event count and the msgpack well-formedness of every byte are checked; seqs
+# are consecutive within a batch (the protocol's rule), so the first seq and the count give the
+# last. Nothing after the first event's seq is interpreted, so a frame whose only fault is there is
+# relayed as received under the seqs it declares (decided: subscribers decode and refuse it).
 
 
 def evt_frame(events, node="node-1", incarnation=3) -> bytes:
@@ -334,7 +336,9 @@ def test_decode_relay_gives_the_envelope_and_seq_range_of_a_valid_evt_frame():
     assert batch.message() == VALID["evt"]
 
 
-@pytest.mark.parametrize("seqs", [[1], [127, 128], [255, 256, 65535, 65536], [2**32 - 1, 2**32, 2**64 - 1]])
+@pytest.mark.parametrize(
+    "seqs", [[1], [127, 128], [255, 256, 257], [65535, 65536], [2**32 - 1, 2**32], [2**64 - 2, 2**64 - 1]]
+)
 def test_decode_relay_reads_seqs_of_every_width(seqs):
     batch = p.decode_relay(evt_frame([[s, 0, "t", "T", {}] for s in seqs]))
     assert (batch.first, batch.last, batch.count) == (seqs[0], seqs[-1], len(seqs))
@@ -349,8 +353,8 @@ def test_decode_relay_accepts_unusual_but_valid_encodings_through_the_full_decod
     seq_as_int64 = evt_frame([[1, 0, "t", "T", {}]]).replace(
         b"\x95\x01", b"\x95\xd3" + (1).to_bytes(8, "big")
     )
-    map16 = b"\xde\x00\x05" + evt_frame([[1, 0, "t", "T", {}], [9, 0, "t", "T", {}]])[1:]
-    for raw, last in ((seq_as_int64, 1), (map16, 9)):
+    map16 = b"\xde\x00\x05" + evt_frame([[1, 0, "t", "T", {}], [2, 0, "t", "T", {}]])[1:]
+    for raw, last in ((seq_as_int64, 1), (map16, 2)):
         batch = p.decode_relay(raw)
         assert type(batch) is p.EvtBatch and batch.last == last and batch.message() == p.decode(raw)
 
@@ -372,19 +376,16 @@ RELAY_REFUSED = [
     (frame({**without(VALID["evt"], "events"), "event": []}), "invalid_field", "unexpected field 'event'"),
     (evt_frame([]), "invalid_field", "evt.events: expected a non-empty list"),
     (evt_frame({"a": 1}), "invalid_field", "evt.events: expected a non-empty list"),
-    # every event's framing and seq
+    # the first event's framing and seq
+    (evt_frame([[1, 0, "t", "T"]]), "invalid_field", "evt.events[0]: expected a list [seq, ts"),
+    (evt_frame([7]), "invalid_field", "evt.events[0]: expected a list [seq, ts"),
     (evt_frame([[1.0, 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1, got float"),
     (evt_frame([["1", 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1, got str"),
     (evt_frame([[True, 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1, got bool"),
     (evt_frame([[0, 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1, got int 0"),
     (evt_frame([[-3, 0, "t", "T", {}]]), "invalid_field", "evt.events[0].seq: expected int >= 1"),
-    (evt_frame([GOOD_EVENT, [1, 0, "t", "T", {}]]), "invalid_field", "events[1].seq: expected > 1"),
-    (evt_frame([GOOD_EVENT, [5, 0, "t", "T", {}], [4, 0, "t", "T", {}]]), "invalid_field", "events[2].seq: expected > 5"),
-    (evt_frame([GOOD_EVENT, [2, 0, "t", "T", {}], [2**64 - 1, 0, "t", "T", {}], [7, 0, "t", "T", {}]]),
-     "invalid_field", "events[3].seq"),
-    (evt_frame([GOOD_EVENT, [2, 0, "t", "T"]]), "invalid_field", "evt.events[1]: expected a list [seq, ts"),
-    (evt_frame([GOOD_EVENT, [2, 0, "t", "T", {}, 6]]), "invalid_field", "evt.events[1]: expected a list"),
-    (evt_frame([GOOD_EVENT, 2]), "invalid_field", "evt.events[1]: expected a list"),
+    # a last seq past uint64 (first + count - 1): decode's words about the second event
+    (evt_frame([[2**64 - 1, 0, "t", "T", {}], [7, 0, "t", "T", {}]]), "invalid_field", "events[1].seq: expected"),
     # the bytes themselves
     (evt_frame([GOOD_EVENT]) + b"\x00", "malformed", "ExtraData"),
     (evt_frame([GOOD_EVENT, [2, 0, "t", "T", {"n": 1}]]).replace(b"\xa1n\x01", b"\xa1n\xc1"), "malformed", ""),
@@ -423,6 +424,32 @@ def test_decode_relay_refuses_an_oversized_frame_before_parsing():
     assert info.value.code == "too_large"
 
 
+# Valid envelope and first event, a later event framed or numbered wrongly: decode refuses, the relay
+# does not look past the first seq and relays it under first .. first + count - 1 (decided, above).
+LATER_EVENT_FAULTS = [
+    [GOOD_EVENT, [1, 0, "t", "T", {}]],  # a repeated seq
+    [GOOD_EVENT, [5, 0, "t", "T", {}], [4, 0, "t", "T", {}]],  # a jump, then backwards
+    [GOOD_EVENT, [2, 0, "t", "T"]],  # a list of 4
+    [GOOD_EVENT, [2, 0, "t", "T", {}, 6]],  # a list of 6
+    [GOOD_EVENT, 2],  # not a list
+]
+
+
+@pytest.mark.parametrize("events", LATER_EVENT_FAULTS, ids=range(len(LATER_EVENT_FAULTS)))
+def test_decode_relay_relays_a_later_event_fault_under_the_declared_seqs(events):
+    raw = evt_frame(events)
+    batch = p.decode_relay(raw)
+    assert type(batch) is p.EvtBatch and (batch.first, batch.last, batch.count) == (
+        1,
+        len(events),
+        len(events),
+    )
+    with pytest.raises(p.ProtocolError, match="invalid_field: evt.events"):
+        p.decode(raw)  # what a subscriber runs
+    with pytest.raises(p.ProtocolError):
+        batch.message()
+
+
 # Valid envelope and seqs, odd event body: decode refuses, the relay does not look (decided, above).
 ODD_BODIES = [
     [1, -5, "t", "T", {}],  # ts negative
@@ -458,7 +485,8 @@ def relay_agrees_with_decode(raw: bytes) -> None:
     - it raises nothing but ProtocolError, and only where decode does, with the same code and text;
     - what both accept is the same message (for evt: node, incarnation, first/last seq, count);
     - what only decode_relay accepts is an evt frame that is well-formed msgpack whose envelope and
-      seqs decode would accept: only an event body (ts, topic, type, data) is odd.
+      first event's framing and seq decode would accept: only what follows that seq is odd;
+    - the seqs it gives are first .. first + count - 1 (where decode accepts too, the events' own).
     """
     try:
         full, full_error = p.decode(raw), None
@@ -477,13 +505,15 @@ def relay_agrees_with_decode(raw: bytes) -> None:
     msg = full
     if msg is None:
         msg = msgpack.unpackb(raw, raw=False, strict_map_key=False, unicode_errors="surrogateescape")
-        msg["events"] = [
-            [e[0], 0, "t", "T", {}] if type(e) in (list, tuple) and len(e) == 5 else e for e in msg["events"]
-        ]
-        p.validate(msg)  # envelope and seqs valid: the fault was in a body
+        first = msg["events"][0]
+        assert type(first) in (list, tuple) and len(first) == 5
+        count = len(msg["events"])
+        msg["events"] = [[first[0] + i, 0, "t", "T", {}] for i in range(count)]
+        p.validate(msg)  # envelope and first seq valid: the fault came after it
     events = msg["events"]
     assert (fast.node, fast.incarnation) == (msg["node"], msg["incarnation"])
-    assert (fast.first, fast.last, fast.count) == (events[0][0], events[-1][0], len(events))
+    assert (fast.first, fast.last, fast.count) == (events[0][0], events[0][0] + len(events) - 1, len(events))
+    assert fast.last == events[-1][0]
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

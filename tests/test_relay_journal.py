@@ -180,10 +180,10 @@ REFUSED = {
         msgpack.packb({"k": "evt", "v": 1, "incarnation": 1, "events": [_ev(1)]}),
         "invalid_field",
     ),
-    "seq not an int": (_evt([_ev(1), ["2", 0, "t", "E", {}]]), "invalid_field"),
+    "seq not an int": (_evt([["3", 0, "t", "E", {}], _ev(4)]), "invalid_field"),
     "seq a float": (_evt([[1.0, 0, "t", "E", {}]]), "invalid_field"),
-    "seq not increasing": (_evt([_ev(1), _ev(3), _ev(3)]), "invalid_field"),
-    "seq decreasing": (_evt([_ev(5), _ev(4)]), "invalid_field"),
+    "seq zero": (_evt([_ev(0), _ev(1)]), "invalid_field"),
+    "first event not a list of 5": (_evt([[3, 0, "t", "E"], _ev(4)]), "invalid_field"),
     "no events": (_evt([]), "invalid_field"),
     "truncated body": (_evt([_ev(1), _ev(2, text="a longer body")])[:-5], "malformed"),
     "garbled body": (_evt([_ev(1, n=1)]).replace(b"\xa1n\x01", b"\xa1n\xc1"), "malformed"),
@@ -211,15 +211,42 @@ async def test_bad_evt_frames_are_refused_counted_and_leave_the_journal_and_the_
         assert len(router.sent) == len(REFUSED)
         assert [e[0] for e in journaled(orch, "a")] == [1, 2], "nothing refused reached the journal"
         assert len(pub.published) == 1 and orch.relayed_events == 2
-        await orch._handle([b"s1", _evt([_ev(3), _ev(7)])])  # the relay carries on, gaps allowed
-        assert [e[0] for e in journaled(orch, "a")] == [1, 2, 3, 7]
-        assert orch.node_status("a").last_seq == 7 and orch._ackable(slot) == 7
+        await orch._handle([b"s1", _evt([_ev(7), _ev(8)])])  # the relay carries on, gaps allowed
+        assert [e[0] for e in journaled(orch, "a")] == [1, 2, 7, 8]
+        assert orch.node_status("a").last_seq == 8 and orch._ackable(slot) == 8
+    finally:
+        orch._close_journals()
+
+
+async def test_a_later_event_numbered_wrongly_is_journaled_under_the_seqs_the_frame_declares(tmp_path):
+    """Decided: the relay reads the first seq and the count, not each event's seq (codec.decode_relay).
+
+    Its own bookkeeping (journal key, last seq, ack) follows first + count - 1 whatever a child put
+    in later events; a subscriber's full decode refuses such a frame.
+    """
+    orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="never"))
+    orch._open_journals()
+    try:
+        orch._publisher = _Recorder()
+        orch._router = _Router()
+        slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
+        orch._slots[slot.identity] = slot
+        wrong = _evt([_ev(1), _ev(3), _ev(3)])
+        await orch._handle([b"s1", wrong])
+        assert orch.invalid_messages == 0 and orch.relayed_events == 3
+        (record,) = read_journal(journal_path(orch.runtime_dir, "a"))
+        assert record.seq == 3 and record.payload == wrong
+        assert orch.node_status("a").last_seq == 3 and orch._ackable(slot) == 3
+        with pytest.raises(ProtocolError, match="consecutive"):
+            codec.decode(wrong)  # what a subscriber does with it (EventSubscriber skips and counts it)
+        await orch._handle([b"s1", _evt([_ev(4)])])  # the stream goes on from the declared last seq
+        assert [r.seq for r in read_journal(journal_path(orch.runtime_dir, "a"))] == [3, 4]
     finally:
         orch._close_journals()
 
 
 async def test_an_odd_event_body_with_a_valid_envelope_is_relayed_as_received(tmp_path):
-    """Decided: the relay checks the envelope and every seq, not event bodies (codec.decode_relay).
+    """Decided: the relay checks the envelope and the seqs, not event bodies (codec.decode_relay).
 
     Such a frame is journaled and published byte for byte, keyed by its validated last seq; a
     subscriber's full decode refuses it.
@@ -257,7 +284,7 @@ async def test_relay_listeners_get_the_decoded_events_and_an_odd_body_never_reac
         orch._slots[slot.identity] = slot
         await orch._handle([b"s1", _evt([_ev(1, n=1), _ev(2)])])
         await orch._handle([b"s1", _evt([[3, 0, "t", "E", [1]]])])  # relayed, but not a valid event
-        await orch._handle([b"s1", _evt([_ev(2), _ev(4)])])  # overlapping resend: its new part only
+        await orch._handle([b"s1", _evt([_ev(3), _ev(4)])])  # overlapping resend: its new part only
         assert heard == [("a", [_ev(1, n=1), _ev(2)]), ("a", [_ev(4)])]
         assert orch.relayed_events == 4 and orch.duplicate_events == 1
     finally:

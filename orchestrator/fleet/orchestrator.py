@@ -640,7 +640,7 @@ class Orchestrator:
         """Journal, publish and (later) ack one evt frame; its events are not decoded on this path.
 
         What is used comes from what ``codec.decode_relay`` checked: node, incarnation, the first
-        and last seq (ints, strictly increasing within the frame) and the event count. The frame is
+        and last seq (consecutive within the frame) and the event count. The frame is
         journaled and published as received. Only an overlapping resend, which must be cut, is
         decoded in full (and so validated to the last event body).
         """

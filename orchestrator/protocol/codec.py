@@ -93,9 +93,10 @@ class EvtBatch:
     """An ``evt`` frame accepted by :func:`decode_relay`: its envelope and seq range, events undecoded.
 
     ``frame`` is the frame as received (what the relay journals and publishes); ``first`` and
-    ``last`` are the seqs of its first and last event and ``count`` the number of events, all read
-    from the frame and checked (ints, strictly increasing). :meth:`message` decodes and validates the
-    whole frame, for the rare caller that needs the events themselves.
+    ``last`` are the seqs of its first and last event and ``count`` the number of events: the first
+    seq and the count are read from the frame and checked, and ``last = first + count - 1`` (seqs
+    are consecutive within a batch). :meth:`message` decodes and validates the whole frame, for the
+    rare caller that needs the events themselves.
     """
 
     __slots__ = ("node", "incarnation", "first", "last", "count", "frame", "_message")
@@ -135,21 +136,27 @@ def decode_relay(frame: bytes | bytearray | memoryview) -> dict | EvtBatch:
     """:func:`decode` for the relay: a valid ``evt`` frame comes back as an :class:`EvtBatch`.
 
     Why: the orchestrator forwards an ``evt`` frame untouched (journaled and published as received),
-    so building and schema-walking its events is wasted work on the hot path: ``decode`` of a
-    64-event frame costs ~29 us, this ~8 us (issue #4). What it checks, without building the events:
+    so building and schema-walking its events is wasted work on the hot path. What it checks costs
+    the same Python work for 1 event as for 256 (the per-event part is msgpack's C parser): on a
+    64-event frame ~2x less than checking each event's seq in Python, ~7x less than ``decode``
+    (``bench/relay_throughput.py`` prints both; issue #4). What it checks, without building events:
 
     - everything :func:`decode` checks about the frame and the envelope: size, one msgpack map and
       nothing after it, exactly the keys ``k v node incarnation events``, ``v`` the protocol
       version, ``node`` a non-empty str, ``incarnation`` an int >= 1, ``events`` a non-empty list;
-    - every event is a list of 5 whose seq (first element) is an int, strictly increasing from >= 1:
-      the journal's keys and the acks come from these seqs (``first``, ``last``, ``count``);
-    - the whole frame is well-formed msgpack, every byte of it: each event is skipped by msgpack's
-      own parser (bounded by the frame, no object built), so a truncated or garbled body is refused.
+    - the first event is a list of 5 whose seq (first element) is an int >= 1; with the list's
+      count this gives every seq (consecutive within a batch, the protocol's rule): the journal's
+      keys and the acks come from ``first``, ``last`` and ``count``;
+    - the whole frame is well-formed msgpack, every byte of it: the event list is skipped by
+      msgpack's own parser (bounded by the frame, no object built), so a truncated or garbled body
+      is refused.
 
     What it does **not** check (the relay does not interpret it; a subscriber's :func:`decode` does):
-    the type of each event's ``ts``, ``topic``, ``type`` and ``data``, the UTF-8 of strings inside
-    them and the key types of maps inside ``data``. A frame with such an odd body but a valid
-    envelope is relayed and journaled as received.
+    the shape and seq of each event after the first, the type of each event's ``ts``, ``topic``,
+    ``type`` and ``data``, the UTF-8 of strings inside them and the key types of maps inside
+    ``data``. A frame with such an odd body but a valid envelope is relayed and journaled as
+    received, under the seqs its envelope and first event declare: the relay's own bookkeeping
+    (journal keys, acks, duplicates) stays consistent whatever a child puts after them.
 
     Anything this fast scan does not recognise as a valid ``evt`` (every other kind, every invalid
     frame, and valid but unusual encodings such as a seq packed as a signed int) goes through
@@ -170,6 +177,7 @@ _EVT_KEYS = frozenset({"k", "v", "node", "incarnation", "events"})
 _FIXMAP_5 = 0x85  # how every encoder writes a 5-entry map
 _FIXARRAY_5 = 0x95  # ... and a 5-element list
 _from_bytes = int.from_bytes
+_UINT64_MAX = 2**64 - 1
 
 
 def _scan_evt(frame) -> EvtBatch | None:
@@ -204,38 +212,39 @@ def _scan_evt(frame) -> EvtBatch | None:
                 envelope[key] = unpack()
                 continue
             envelope[key] = None
-            count = unpacker.read_array_header()
-            if not 0 < count < size:  # an event takes at least 6 bytes: a larger count is a lie
+            # The list header and the first event's seq are read straight from the bytes; the
+            # whole list is then skipped by msgpack's own parser in one call (parsing every byte
+            # of it, building nothing). Seqs are consecutive within a batch (the protocol's rule),
+            # so the first seq and the count give every seq: no Python work per event.
+            at = unpacker.tell()
+            head = frame[at]
+            if 0x90 <= head <= 0x9F:  # fixarray
+                count, at = head & 0x0F, at + 1
+            elif head == 0xDC:  # array 16
+                count, at = _from_bytes(frame[at + 1 : at + 3]), at + 3
+            elif head == 0xDD:  # array 32
+                count, at = _from_bytes(frame[at + 1 : at + 5]), at + 5
+            else:
                 return None
-            # Per event: read its seq straight from the bytes after the list header, then let
-            # msgpack skip the whole event (parsing it, building nothing).
-            skip = unpacker.skip
-            tell = unpacker.tell
-            previous = 0
-            for _ in range(count):
-                at = tell()
-                if frame[at] != _FIXARRAY_5:
-                    return None
-                head = frame[at + 1]
-                if head < 0x80:  # positive fixint
-                    seq = head
-                elif head == 0xCC:  # uint 8
-                    seq = frame[at + 2]
-                elif head == 0xCD:  # uint 16
-                    seq = _from_bytes(frame[at + 2 : at + 4])
-                elif head == 0xCE:  # uint 32
-                    seq = _from_bytes(frame[at + 2 : at + 6])
-                elif head == 0xCF:  # uint 64
-                    seq = _from_bytes(frame[at + 2 : at + 10])
-                else:
-                    return None
-                if seq <= previous:
-                    return None
-                if previous == 0:
-                    first = seq
-                previous = seq
-                skip()
-            last = previous
+            if not 0 < count < size or frame[at] != _FIXARRAY_5:  # an event takes at least 6 bytes
+                return None
+            head = frame[at + 1]
+            if head < 0x80:  # positive fixint
+                first = head
+            elif head == 0xCC:  # uint 8
+                first = frame[at + 2]
+            elif head == 0xCD:  # uint 16
+                first = _from_bytes(frame[at + 2 : at + 4])
+            elif head == 0xCE:  # uint 32
+                first = _from_bytes(frame[at + 2 : at + 6])
+            elif head == 0xCF:  # uint 64
+                first = _from_bytes(frame[at + 2 : at + 10])
+            else:
+                return None
+            last = first + count - 1
+            if first < 1 or last > _UINT64_MAX:  # decode explains (the second event's seq cannot be)
+                return None
+            unpacker.skip()
         if unpacker.tell() != size:  # trailing bytes after the map
             return None
     except Exception:  # noqa: BLE001 - any doubt at all: the full decode decides and explains

@@ -54,7 +54,7 @@ def reply_error(id: str, error: str) -> dict:
 
 
 def evt(node: str, incarnation: int, events: Sequence[Sequence]) -> dict:
-    """Child -> parent: a batch of ``[seq, ts_ns, topic, type, data]``, seq strictly increasing."""
+    """Child -> parent: a batch of ``[seq, ts_ns, topic, type, data]``, seqs consecutive."""
     return {"k": kinds.EVT, "v": V, "node": node, "incarnation": incarnation, "events": events}
 
 

@@ -107,10 +107,10 @@ def _event_error(index: int, event: object, previous_seq: int) -> ProtocolError:
     seq, ts, topic, type_, data = event
     if type(seq) is not int or seq < 1:
         return _invalid(f"{where}.seq", "int >= 1", seq)
-    if seq <= previous_seq:
+    if previous_seq and seq != previous_seq + 1:
         return ProtocolError(
             INVALID_FIELD,
-            f"{where}.seq: expected > {previous_seq} (seq must strictly increase within a batch), got {seq}",
+            f"{where}.seq: expected {previous_seq + 1} (seqs are consecutive within a batch), got {seq}",
         )
     if type(ts) is not int or ts < 0:
         return _invalid(f"{where}.ts", "int >= 0 (ns)", ts)
@@ -134,7 +134,7 @@ def _check_events(msg: dict) -> None:
         seq, ts, topic, type_, data = event
         if (
             type(seq) is not int
-            or seq <= previous
+            or (seq != previous + 1 if previous else seq < 1)
             or type(ts) is not int
             or ts < 0
             or type(topic) is not str
