@@ -59,6 +59,24 @@ async def test_kill9_restarts_on_a_new_incarnation_and_events_keep_flowing(tmp_p
         await sub.aclose()
 
 
+async def test_the_spare_pool_refills_only_once_the_restarted_node_runs(tmp_path, running):
+    # A new spare is an interpreter importing everything: started during a restart, it would
+    # compete for the CPU with the spare recovering the node (see Orchestrator._refill_after_start).
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("a")))
+        await orch.wait_for("a", NodeState.RUNNING)
+        await orch.wait_until(lambda: orch.spares_ready == 1)
+        spare = orch._spares[0]
+        os.kill(orch.node_status("a").pid, signal.SIGKILL)
+        await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+        status = orch.node_status("a")
+        assert status.pid == spare.pid and not status.cold_start
+        await orch.wait_until(lambda: orch.spares_ready == 1)
+        refill = orch._spares[0]
+        assert refill is not spare
+        assert refill.started_at >= status.started_at, "the refill did not wait for the restart"
+
+
 async def test_a_hung_node_is_detected_by_heartbeat_and_replaced(tmp_path, running):
     with trio.fail_after(TIMEOUT):
         orch = await running(fleet(tmp_path, node("a")))
