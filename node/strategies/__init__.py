@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 from node.model.data import BarType
@@ -125,11 +126,7 @@ class ValidatedStrategyConfig(StrategyConfig):
         """Build from plain (TOML-decoded) values; unknown or missing keys raise naming the key."""
         if not isinstance(data, Mapping):
             raise StrategyConfigError("<config>", f"must be a table of keys, got {type(data).__name__}")
-        params = {
-            name: p
-            for name, p in inspect.signature(cls.__init__).parameters.items()
-            if name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        params = cls._keyword_params()
         for key in data:
             if key not in params:
                 raise StrategyConfigError(
@@ -139,6 +136,24 @@ class ValidatedStrategyConfig(StrategyConfig):
             if p.default is inspect.Parameter.empty and name not in data:
                 raise StrategyConfigError(name, f"is required by {cls.__name__}")
         return cls(**data)
+
+    @classmethod
+    def _keyword_params(cls) -> dict[str, inspect.Parameter]:
+        """The constructor's keyword-only parameters, read once per class.
+
+        Why cached: ``inspect.signature`` costs ~0.2 ms, and a node's config is parsed on every
+        (re)start, on the restart's critical path. Kept on the class itself (not inherited: each
+        class has its own constructor), so nothing is shared beyond the class definition.
+        """
+        params = cls.__dict__.get("_KEYWORD_PARAMS")
+        if params is None:
+            params = {
+                name: p
+                for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY
+            }
+            cls._KEYWORD_PARAMS = MappingProxyType(params)
+        return params
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values that ``from_dict`` accepts back (``strategy_id`` omitted when unset)."""
