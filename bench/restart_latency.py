@@ -4,10 +4,11 @@ Three sandbox nodes trade (quote mean reversion on 200 quotes/s). N times a rand
 killed with SIGKILL; the figure is the time from the kill to the replacement reporting RUNNING,
 as the orchestrator observes it (its trio clock when the RUNNING heartbeat arrives), split into
 kill -> exit seen (pidfd), exit -> replacement assigned, assigned -> RUNNING. Then the same
-with no warm spares (every restart is a cold interpreter start of the same child program).
-Finally SIGSTOP (a hang): stop -> hang detected (heartbeat timeout) -> replacement RUNNING.
-Between kills the bench waits for the spare pool to refill, so each kill measures a warm
-restart (the pool refills in about the time a cold start takes).
+with no warm spares, twice: children forked by the zygote (``orchestrator.child.zygote``, the
+default), then with ``zygote = false`` (every restart a cold interpreter start of the same child
+program: the baseline). Finally SIGSTOP (a hang): stop -> hang detected (heartbeat timeout) ->
+replacement RUNNING. Between kills the bench waits for the spare pool to refill, so each kill
+measures a warm restart.
 
 Run:  .venv/bin/python bench/restart_latency.py                 (about 1-2 minutes)
       .venv/bin/python bench/restart_latency.py --kills 20 --cold-kills 5 --stops 5
@@ -55,7 +56,7 @@ def node_doc(seed: int) -> dict:
 NODE_STATE = {"mode": "full"}  # --node-state: the fleet default unless asked otherwise
 
 
-def config(runtime: Path, spares: int, heartbeat_timeout_s: float) -> OrchestratorConfig:
+def config(runtime: Path, spares: int, heartbeat_timeout_s: float, zygote: bool = True) -> OrchestratorConfig:
     # No intensity limit and no backoff: the bench kills far more often than any policy allows.
     policy = RestartPolicy(max_restarts=10_000, window_s=1, backoff_initial_s=0, backoff_max_s=0)
     specs = [NodeSpec(n, node_doc(i + 1), str(ROOT / "configs"), policy) for i, n in enumerate(NODES)]
@@ -63,6 +64,7 @@ def config(runtime: Path, spares: int, heartbeat_timeout_s: float) -> Orchestrat
         runtime_dir=runtime,
         nodes=tuple(specs),
         spares=spares,
+        zygote=zygote,
         heartbeat_timeout_s=heartbeat_timeout_s,
         node_state=NODE_STATE["mode"],
     )
@@ -76,9 +78,11 @@ def when(status, transition: Transition, after: float) -> float:
     raise LookupError(f"{status.node}: no {transition.value} after {after}")
 
 
-async def session(spares: int, kills: int, stops: int, hb_timeout: float, seed: int) -> dict:
+async def session(
+    spares: int, kills: int, stops: int, hb_timeout: float, seed: int, zygote: bool = True
+) -> dict:
     runtime = Path(tempfile.mkdtemp(prefix="rl-", dir="/tmp"))
-    orch = Orchestrator(config(runtime, spares, hb_timeout))
+    orch = Orchestrator(config(runtime, spares, hb_timeout, zygote))
     rng = random.Random(seed)
     out = {"kill": [], "exit_seen": [], "assign": [], "start": [], "cold": 0, "stop": [], "detect": []}
     async with trio.open_nursery() as nursery:
@@ -145,6 +149,7 @@ def main() -> None:
 
     warm = trio.run(session, 1, args.kills, args.stops, args.heartbeat_timeout, args.seed)
     cold = trio.run(session, 0, args.cold_kills, 0, args.heartbeat_timeout, args.seed)
+    cold_exec = trio.run(session, 0, args.cold_kills, 0, args.heartbeat_timeout, args.seed, False)
 
     print(
         f"\nrestart latency: 3 sandbox nodes trading (node_state = {args.node_state!r}); time until the replacement reports RUNNING\n"
@@ -155,7 +160,8 @@ def main() -> None:
     print(row("  of which kill -> exit seen (pidfd)", warm["exit_seen"]))
     print(row("  of which exit seen -> assigned to spare", warm["assign"]))
     print(row("  of which assigned -> node RUNNING", warm["start"]))
-    print(row("kill -9 -> RUNNING, no spares (cold start)", cold["kill"]))
+    print(row("kill -9 -> RUNNING, no spares: zygote fork", cold["kill"]))
+    print(row("kill -9 -> RUNNING, no spares, no zygote", cold_exec["kill"]))
     print(row(f"SIGSTOP -> RUNNING (heartbeat timeout {args.heartbeat_timeout * 1000:.0f} ms)", warm["stop"]))
     print(row("  of which SIGSTOP -> hang detected", warm["detect"]))
     stop_after_detect = [s - d for s, d in zip(warm["stop"], warm["detect"], strict=True)]

@@ -218,7 +218,9 @@ def test_docs_list_exactly_the_orchestrator_keys_with_their_defaults(tmp_path):
         if key == "runtime_dir":
             assert "XDG_RUNTIME_DIR" in text
             continue
-        assert text == f"`{getattr(defaults, key)}`", key
+        value = getattr(defaults, key)
+        shown = str(value).lower() if isinstance(value, bool) else value  # as TOML spells it
+        assert text == f"`{shown}`", key
 
 
 def test_docs_list_exactly_the_node_and_restart_keys_with_their_defaults():

@@ -221,18 +221,23 @@ def test_child_argv_carries_the_log_rotation_settings():
 
 
 @pytest.mark.trio
-async def test_every_child_is_started_with_the_fleets_log_rotation(tmp_path):
+@pytest.mark.parametrize("zygote", [False, True])
+async def test_every_child_is_started_with_the_fleets_log_rotation(tmp_path, zygote):
     from orchestrator.child.cli import parse_args
 
-    orch = Orchestrator(fleet(tmp_path, node("a"), spares=1, log_max_bytes=4096, log_backups=2))
+    config = fleet(tmp_path, node("a"), spares=1, log_max_bytes=4096, log_backups=2, zygote=zygote)
+    orch = Orchestrator(config)
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
             await orch.wait_for("a", NodeState.RUNNING)
             await orch.wait_until(lambda: orch.spares_ready == 1)
-            pids = [orch.node_status("a").pid, orch._spares[0].pid]
-            for pid in pids:  # what the running processes were really given, parsed as the child does
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+            slots = [orch._node_slot["a"], orch._spares[0]]
+            for slot in slots:  # what the running processes were really given, parsed as the child does
+                if zygote:  # the command line the zygote's child runs (its /proc cmdline is the zygote's)
+                    argv = list(slot.process.argv)
+                else:
+                    argv = Path(f"/proc/{slot.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
                 options = parse_args(argv[argv.index("orchestrator.child") + 1 :])
                 assert (options.log_max_bytes, options.log_backups) == (4096, 2)
             orch.shutdown()

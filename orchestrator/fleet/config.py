@@ -58,6 +58,9 @@ class OrchestratorConfig:
     heartbeat_timeout_s: float = 0.3
     startup_timeout_s: float = 15.0  # assign -> node reports RUNNING
     spares: int = 1
+    # Children are forked by a zygote that has imported everything (orchestrator.child.zygote);
+    # False: every child is started by fork+exec (an interpreter start and all imports each).
+    zygote: bool = True
     stop_timeout_s: float = 5.0  # after a protocol stop, before SIGTERM
     term_timeout_s: float = 2.0  # after SIGTERM, before SIGKILL
     command_timeout_s: float = 5.0
@@ -91,6 +94,8 @@ class OrchestratorConfig:
                 f"heartbeat_timeout_s ({self.heartbeat_timeout_s}) must exceed heartbeat_interval_s "
                 f"({self.heartbeat_interval_s}), or every node looks hung"
             )
+        if not isinstance(self.zygote, bool):
+            raise FleetConfigError(f"zygote must be true or false, got {self.zygote!r}")
         if not isinstance(self.spares, int) or self.spares < 0:
             raise FleetConfigError(f"spares must be a non-negative integer, got {self.spares!r}")
         for name in ("log_max_bytes", "log_backups"):

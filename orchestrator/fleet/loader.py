@@ -75,6 +75,7 @@ def fleet_from_dict(doc: dict, base_dir: Path) -> OrchestratorConfig:
         "heartbeat_timeout_s": o.positive("heartbeat_timeout_s", (int, float), 0.3),
         "startup_timeout_s": o.positive("startup_timeout_s", (int, float), 15.0),
         "spares": o.get("spares", int, 1),
+        "zygote": o.get("zygote", bool, True),
         "stop_timeout_s": o.positive("stop_timeout_s", (int, float), 5.0),
         "term_timeout_s": o.positive("term_timeout_s", (int, float), 2.0),
         "command_timeout_s": o.positive("command_timeout_s", (int, float), 5.0),

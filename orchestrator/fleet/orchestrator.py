@@ -45,6 +45,7 @@ from orchestrator.fleet.config import OrchestratorConfig
 from orchestrator.fleet.slots import Slot, start_slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
+from orchestrator.fleet.zygote import Zygote, ZygoteError
 from orchestrator.journal import (
     FsyncMode,
     FsyncPolicy,
@@ -55,6 +56,7 @@ from orchestrator.journal import (
     SequenceError,
     journal_path,
 )
+from orchestrator.process.pdeathsig import become_child_subreaper
 from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.codec import EvtBatch
@@ -70,6 +72,9 @@ from orchestrator.transport.sockets import event_pub, node_router
 from orchestrator.transport.trio_socket import TrioSocket
 
 log = logging.getLogger("orchestrator")
+
+ZYGOTE_RETRY_S = 1.0
+"""After the zygote exits (or cannot start), wait this long before starting another."""
 
 SPARE_REFILL_DEFER_MAX_S = 1.0
 """How long the spare pool's refill waits at most for the node just assigned to reach RUNNING."""
@@ -105,6 +110,8 @@ class Orchestrator:
         self._node_slot: dict[str, Slot] = {}
         self._spares: collections.deque[Slot] = collections.deque()
         self._starting_spares = 0
+        self._zygote: Zygote | None = None  # forks children in ~ms (fleet.zygote); None: fork+exec
+        self._zygote_tried = trio.Event()  # the first zygote is ready, or could not be started
         self._slot_ids = itertools.count(1)
         self._command_ids = itertools.count(1)
         self._replies: dict[str, tuple[trio.Event, list]] = {}
@@ -146,6 +153,10 @@ class Orchestrator:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self.config.zygote:
+                    nursery.start_soon(self._keep_zygote)
+                else:
+                    self._zygote_tried.set()
                 nursery.start_soon(self._recv_loop)
                 nursery.start_soon(self._sync_journals)
                 nursery.start_soon(self._parent_heartbeats)
@@ -160,6 +171,9 @@ class Orchestrator:
                 self.clean_shutdown = await self._stop_everything()
                 nursery.cancel_scope.cancel()
         finally:
+            if self._zygote is not None:
+                await self._zygote.aclose()
+                self._zygote = None
             await self._router.aclose()
             pub_sock.close(linger=0)
             ctx.term()
@@ -216,6 +230,8 @@ class Orchestrator:
             if not slot.exited.is_set():
                 slot.intent = Intent.STOP
                 slot.process.kill()
+        if self._zygote is not None:
+            self._zygote.process.kill()
 
     # -- public API ------------------------------------------------------------------------------
     def status(self) -> list[dict]:
@@ -293,11 +309,39 @@ class Orchestrator:
         return len(self._spares)
 
     # -- slots and spares ------------------------------------------------------------------------
+    async def _keep_zygote(self) -> None:
+        """Run a zygote for as long as the orchestrator runs; start another if it dies.
+
+        Until the first one is ready (its warm-up: about one interpreter start) children wait for
+        it (``_zygote_tried``); if it cannot start, children are started by fork+exec meanwhile.
+        """
+        if not become_child_subreaper():  # the zygote's children become ours (orchestrator.child.zygote)
+            log.warning("no child subreaper on this system: children start by fork+exec")
+            self._zygote_tried.set()
+            return
+        log_path = self.log_dir / "zygote.log"
+        while not self._closing:
+            try:
+                zygote = await Zygote.start(self.config.python, log_path, self.config.startup_timeout_s)
+            except OSError as exc:
+                log.error("cannot start the zygote (children start by fork+exec meanwhile): %s", exc)
+                self._zygote_tried.set()
+                await trio.sleep(ZYGOTE_RETRY_S)
+                continue
+            self._zygote = zygote
+            self._zygote_tried.set()
+            self._notify()
+            status = await zygote.process.wait()
+            if self._zygote is zygote:
+                self._zygote = None
+                await zygote.aclose()
+            if not self._closing:
+                log.error("the zygote exited (%s); starting another", status.describe())
+                await trio.sleep(ZYGOTE_RETRY_S)
+
     async def _new_slot(self) -> Slot:
-        slot = await start_slot(
-            f"s{next(self._slot_ids)}",
-            self.node_endpoint,
-            self.log_dir,
+        await self._zygote_tried.wait()
+        kwargs = dict(
             python=self.config.python,
             heartbeat_s=self.config.heartbeat_interval_s,
             parent_timeout_s=self.config.parent_timeout_s,
@@ -305,6 +349,17 @@ class Orchestrator:
             log_max_bytes=self.config.log_max_bytes,
             log_backups=self.config.log_backups,
         )
+        slot_id = f"s{next(self._slot_ids)}"
+        slot = None
+        if self._zygote is not None:
+            try:
+                slot = await start_slot(
+                    slot_id, self.node_endpoint, self.log_dir, zygote=self._zygote, **kwargs
+                )
+            except ZygoteError as exc:
+                log.error("the zygote could not start child %s (fork+exec instead): %s", slot_id, exc)
+        if slot is None:
+            slot = await start_slot(slot_id, self.node_endpoint, self.log_dir, **kwargs)
         slot.started_at = trio.current_time()
         self._slots[slot.identity] = slot
         self._nursery.start_soon(self._watch_exit, slot)

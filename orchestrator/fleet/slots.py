@@ -15,6 +15,7 @@ from pathlib import Path
 
 import trio
 
+from orchestrator.fleet.zygote import Zygote
 from orchestrator.process.spawn import ChildProcess, spawn
 from orchestrator.supervision.exit_reason import Intent
 from orchestrator.transport.sockets import slot_identity
@@ -86,15 +87,16 @@ async def start_slot(
     node_log_dir: Path | None = None,
     log_max_bytes: int | None = None,
     log_backups: int | None = None,
+    zygote: Zygote | None = None,
 ) -> Slot:
-    """Spawn one child (fork+exec from the trio thread, its own session, output to its log)."""
+    """Start one child, output to its log, in its own session: forked by ``zygote`` if given, else
+    by fork+exec from the trio thread. Raises ``ZygoteError`` if the zygote cannot fork it."""
     log = log_dir / f"{slot_id}.log"
-    process = await spawn(
-        child_argv(
-            python, slot_id, endpoint, heartbeat_s, parent_timeout_s, node_log_dir, log_max_bytes, log_backups
-        ),
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
+    argv = child_argv(
+        python, slot_id, endpoint, heartbeat_s, parent_timeout_s, node_log_dir, log_max_bytes, log_backups
     )
+    if zygote is not None:
+        process = await zygote.fork(argv[3:], log)  # what follows "python -m orchestrator.child"
+    else:
+        process = await spawn(argv, stdout=log, stderr=log, start_new_session=True)
     return Slot(slot_id, slot_identity(slot_id), process)

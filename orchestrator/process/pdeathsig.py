@@ -92,6 +92,31 @@ def arm_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
     return True
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_child_subreaper() -> bool:
+    """Adopt this process's orphaned descendants (``PR_SET_CHILD_SUBREAPER``); False off Linux.
+
+    The orchestrator does so before it starts the zygote: a child the zygote forks (through an
+    intermediate that exits) becomes the orchestrator's own, which reaps it and which its
+    parent-death signal is armed against (``orchestrator.child.zygote``).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    _prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1))
+    return True
+
+
+_PR_SET_NAME = 15
+
+
+def set_process_name(name: str) -> None:
+    """Name this process (``ps -o comm``, ``top``; at most 15 bytes kept) where Linux allows it."""
+    if sys.platform.startswith("linux"):
+        _prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]))
+
+
 def parent_death_signal() -> int:
     """The signal currently armed by PR_SET_PDEATHSIG (0 if none, or not Linux)."""
     if not sys.platform.startswith("linux"):

@@ -71,6 +71,32 @@ def _check_timeout(name: str, value: float) -> None:
         raise InvalidTimeout(f"{name} must be a finite number >= 0, got {value!r}")
 
 
+class _Adopted:
+    """The part of ``Popen`` that :class:`ChildProcess` uses, for a child this process did not fork.
+
+    A child forked by the zygote (``orchestrator.child.zygote``) becomes this process's child by
+    adoption (this process is a child subreaper): it is reaped with ``waitpid`` like any other.
+    """
+
+    def __init__(self, pid: int, argv: Sequence[str]) -> None:
+        self.pid = pid
+        self.args = list(argv)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
 class ChildProcess:
     """Handle of one child started by :func:`spawn`: pid, exit, signals, graceful stop.
 
@@ -78,9 +104,16 @@ class ChildProcess:
     the same :class:`ExitStatus`. Not thread-safe: use it from the trio thread that spawned it.
     """
 
+    @classmethod
+    def adopt(cls, pid: int, argv: Sequence[str]) -> ChildProcess:
+        """A handle for ``pid``, a child this process adopted (see :class:`_Adopted`)."""
+        return cls(_Adopted(pid, argv), trio.current_time())  # type: ignore[arg-type]
+
     def __init__(self, popen: subprocess.Popen[bytes], started_at: float) -> None:
         self._popen = popen
         self.pid: int = popen.pid
+        self.stdin = getattr(popen, "stdin", None)  # pipes, with spawn(pipe_stdio=True)
+        self.stdout = getattr(popen, "stdout", None)
         self.argv: tuple[str, ...] = tuple(str(a) for a in popen.args)
         self.started_at: float = started_at
         """``trio.current_time()`` right after the fork; uptime = now - started_at."""
@@ -197,8 +230,12 @@ async def spawn(
     stderr: Redirect = None,
     start_new_session: bool = False,
     pass_fds: Sequence[int] = (),
+    pipe_stdio: bool = False,
 ) -> ChildProcess:
     """Start ``argv`` as a child process by fork+exec, from the trio thread.
+
+    ``pipe_stdio=True``: the child's stdin and stdout are pipes to this process (``stdout`` is
+    then ignored), available as ``ChildProcess.stdin`` and ``.stdout`` (binary, unbuffered).
 
     ``env`` replaces the environment (None: inherit the parent's); in both cases
     ``ORCHESTRATOR_PARENT_PID`` is set to this process's pid for ``pdeathsig``. stdin is
@@ -223,8 +260,9 @@ async def spawn(
         # On the trio thread, deliberately (see the module docstring).
         popen = subprocess.Popen(
             [os.fspath(a) for a in argv],
-            stdin=subprocess.DEVNULL,
-            stdout=out_fd,
+            stdin=subprocess.PIPE if pipe_stdio else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipe_stdio else out_fd,
+            bufsize=0,
             stderr=err_fd,
             cwd=cwd,
             env=child_env,

@@ -1,0 +1,122 @@
+"""Children forked by the zygote: adopted by the orchestrator, replaced when it dies (real processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+import pytest
+import trio
+
+from orchestrator.fleet.orchestrator import Orchestrator
+from orchestrator.fleet.state import NodeState
+from orchestrator.fleet.zygote import Zygote
+from orchestrator.process.pdeathsig import become_child_subreaper
+from tests.fleet_support import fleet, node, wait_incarnation
+
+pytestmark = pytest.mark.trio
+
+TIMEOUT = 60  # bounds a broken test on a loaded 2-core machine; never a speed assertion
+
+
+def children_of_this_thread() -> set[int]:
+    """Pids whose parent is the calling thread (the kernel's per-thread list; see test_process_control)."""
+    path = f"/proc/self/task/{threading.get_native_id()}/children"
+    if not os.path.exists(path):
+        pytest.skip("kernel without /proc/<pid>/task/<tid>/children")
+    with open(path) as f:
+        return {int(p) for p in f.read().split()}
+
+
+async def test_children_are_forked_by_the_zygote_and_adopted_by_the_trio_thread(tmp_path):
+    orch = Orchestrator(fleet(tmp_path, node("a")))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            await orch.wait_until(lambda: orch.spares_ready == 1)
+            zygote = orch._zygote
+            assert zygote is not None and zygote.forks == 2, "the node and the spare"
+            pid = orch.node_status("a").pid
+            # Adopted by the thread that runs trio: the parent-death signal of the child is bound to
+            # it, and the orchestrator reaps the child and reads its exit status.
+            assert {pid, orch._spares[0].pid} <= children_of_this_thread()
+            os.kill(pid, signal.SIGKILL)
+            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+            assert "SIGKILL" in orch.node_status("a").last_exit
+            orch.shutdown()
+    assert orch.clean_shutdown
+
+
+async def test_without_spares_a_cold_start_is_a_fork_of_the_zygote(tmp_path):
+    orch = Orchestrator(fleet(tmp_path, node("a"), spares=0))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            status = orch.node_status("a")
+            assert status.cold_start and orch._zygote.forks == 1
+            os.kill(status.pid, signal.SIGKILL)
+            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+            assert status.cold_start and orch._zygote.forks == 2
+            assert status.pid in children_of_this_thread()
+            orch.shutdown()
+
+
+async def test_a_killed_zygote_is_replaced_and_the_nodes_are_unaffected(tmp_path):
+    orch = Orchestrator(fleet(tmp_path, node("a"), node("b", seed=2)))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            await orch.wait_for("b", NodeState.RUNNING)
+            await orch.wait_until(lambda: orch.spares_ready == 1)
+            first = orch._zygote
+            b_pid = orch.node_status("b").pid
+            os.kill(first.process.pid, signal.SIGKILL)
+            await orch.wait_until(lambda: orch._zygote is not None and orch._zygote is not first)
+            second = orch._zygote
+            assert second.process.pid != first.process.pid
+            # Children of the dead zygote were never its children: they run on, untouched.
+            assert orch.node_status("b").pid == b_pid and orch.node_status("b").incarnation == 1
+            os.kill(orch.node_status("a").pid, signal.SIGKILL)
+            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)  # on the spare
+            await orch.wait_until(lambda: orch.spares_ready == 1)  # refilled by the new zygote
+            assert second.forks == 1
+            orch.shutdown()
+    assert orch.clean_shutdown
+
+
+async def test_with_zygote_false_children_are_started_by_fork_exec(tmp_path):
+    orch = Orchestrator(fleet(tmp_path, node("a"), zygote=False))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            assert orch._zygote is None
+            assert "orchestrator.child" in open(f"/proc/{orch.node_status('a').pid}/cmdline").read()
+            orch.shutdown()
+    assert orch.clean_shutdown
+
+
+async def test_the_zygote_answers_a_bad_request_with_an_error_and_keeps_serving(tmp_path):
+    become_child_subreaper()  # as the orchestrator does: the zygote's children become ours
+    with trio.fail_after(TIMEOUT):
+        zygote = await Zygote.start(sys.executable, tmp_path / "zygote.log", TIMEOUT)
+        try:
+            for bad in (b"not json\n", b'{"args": "no list", "log": "x"}\n', b'{"args": []}\n'):
+                await zygote._in.send_all(bad)
+                reply = await zygote._reply()
+                assert set(reply) == {"error"}, reply
+            # Still serving: a real child, whose bad command line it reports in its own log.
+            child = await zygote.fork(["--no-such-option"], tmp_path / "child.log")
+            status = await child.wait()
+            assert (
+                status.exit_code == 2
+                and "usage: python -m orchestrator.child" in (tmp_path / "child.log").read_text()
+            )
+        finally:
+            await zygote.aclose()
+        assert zygote.process.poll() is not None, "end of its stdin ends the zygote"
