@@ -30,27 +30,7 @@ def children_of_this_thread() -> set[int]:
         return {int(p) for p in f.read().split()}
 
 
-async def test_children_are_forked_by_the_zygote_and_adopted_by_the_trio_thread(tmp_path):
-    orch = Orchestrator(fleet(tmp_path, node("a")))
-    with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(orch.run)
-            await orch.wait_for("a", NodeState.RUNNING)
-            await orch.wait_until(lambda: orch.spares_ready == 1)
-            zygote = orch._zygote
-            assert zygote is not None and zygote.forks == 2, "the node and the spare"
-            pid = orch.node_status("a").pid
-            # Adopted by the thread that runs trio: the parent-death signal of the child is bound to
-            # it, and the orchestrator reaps the child and reads its exit status.
-            assert {pid, orch._spares[0].pid} <= children_of_this_thread()
-            os.kill(pid, signal.SIGKILL)
-            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
-            assert "SIGKILL" in orch.node_status("a").last_exit
-            orch.shutdown()
-    assert orch.clean_shutdown
-
-
-async def test_without_spares_a_cold_start_is_a_fork_of_the_zygote(tmp_path):
+async def test_a_child_needed_at_once_is_forked_by_the_zygote_and_adopted_by_the_trio_thread(tmp_path):
     orch = Orchestrator(fleet(tmp_path, node("a"), spares=0))
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
@@ -58,21 +38,44 @@ async def test_without_spares_a_cold_start_is_a_fork_of_the_zygote(tmp_path):
             await orch.wait_for("a", NodeState.RUNNING)
             status = orch.node_status("a")
             assert status.cold_start and orch._zygote.forks == 1
+            # Adopted by the thread that runs trio: the parent-death signal of the child is bound
+            # to it, and the orchestrator reaps the child and reads its exit status.
+            assert status.pid in children_of_this_thread()
             os.kill(status.pid, signal.SIGKILL)
             await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+            assert "SIGKILL" in status.last_exit
             assert status.cold_start and orch._zygote.forks == 2
             assert status.pid in children_of_this_thread()
             orch.shutdown()
+    assert orch.clean_shutdown
+
+
+async def test_spares_are_started_by_fork_exec_and_restarts_take_them(tmp_path):
+    orch = Orchestrator(fleet(tmp_path, node("a")))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            await orch.wait_until(lambda: orch.spares_ready == 1)
+            spare = orch._spares[0]
+            # Its own program, not a fork of the zygote (see Orchestrator._new_slot for why).
+            assert "orchestrator.child" in open(f"/proc/{spare.pid}/cmdline").read()
+            forks = orch._zygote.forks
+            os.kill(orch.node_status("a").pid, signal.SIGKILL)
+            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+            status = orch.node_status("a")
+            assert status.pid == spare.pid and not status.cold_start and orch._zygote.forks == forks
+            orch.shutdown()
+    assert orch.clean_shutdown
 
 
 async def test_a_killed_zygote_is_replaced_and_the_nodes_are_unaffected(tmp_path):
-    orch = Orchestrator(fleet(tmp_path, node("a"), node("b", seed=2)))
+    orch = Orchestrator(fleet(tmp_path, node("a"), node("b", seed=2), spares=0))
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
             await orch.wait_for("a", NodeState.RUNNING)
             await orch.wait_for("b", NodeState.RUNNING)
-            await orch.wait_until(lambda: orch.spares_ready == 1)
             first = orch._zygote
             b_pid = orch.node_status("b").pid
             os.kill(first.process.pid, signal.SIGKILL)
@@ -82,9 +85,8 @@ async def test_a_killed_zygote_is_replaced_and_the_nodes_are_unaffected(tmp_path
             # Children of the dead zygote were never its children: they run on, untouched.
             assert orch.node_status("b").pid == b_pid and orch.node_status("b").incarnation == 1
             os.kill(orch.node_status("a").pid, signal.SIGKILL)
-            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)  # on the spare
-            await orch.wait_until(lambda: orch.spares_ready == 1)  # refilled by the new zygote
-            assert second.forks == 1
+            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+            assert second.forks == 1, "restarted by the new zygote"
             orch.shutdown()
     assert orch.clean_shutdown
 
