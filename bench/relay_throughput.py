@@ -449,6 +449,7 @@ def relay_config(
         nodes=[NodeSpec(n, doc, str(ROOT), once, autostart=False) for n, doc in docs.items()],
         spares=0,
         python=python,
+        zygote=python is None,  # a stand-in child program (case b) is not what the zygote runs
         # The relay alone by default; --node-state normal|full adds each node's commits (a SQLite
         # transaction per stream wake-up, before its events may leave the node).
         node_state=NODE_STATE["mode"] if python is None else "off",
