@@ -8,13 +8,9 @@ Only ``orchestrator.process.pdeathsig`` (ctypes, os, signal) is imported before 
 
 import sys
 
-from orchestrator.process.pdeathsig import ParentPidMissing, die_with_parent_from_env
+from orchestrator.process.pdeathsig import die_with_parent_or_exit
 
-try:
-    die_with_parent_from_env()
-except ParentPidMissing as exc:
-    sys.stderr.write(f"orchestrator.child: {exc}\n")
-    sys.exit(2)
+die_with_parent_or_exit("orchestrator.child")
 
 from orchestrator.child.main import main  # noqa: E402 - after prctl, on purpose
 

@@ -170,11 +170,7 @@ def serve(requests: int = 0, replies: int = 1) -> int:
 
 
 if __name__ == "__main__":
-    from orchestrator.process.pdeathsig import ParentPidMissing, die_with_parent_from_env
+    from orchestrator.process.pdeathsig import die_with_parent_or_exit
 
-    try:
-        die_with_parent_from_env()
-    except ParentPidMissing as exc:
-        sys.stderr.write(f"orchestrator.child.zygote: {exc}\n")
-        sys.exit(2)
+    die_with_parent_or_exit("orchestrator.child.zygote")  # first: it must never outlive the orchestrator
     sys.exit(serve())

@@ -145,3 +145,12 @@ def die_with_parent(expected_ppid: int) -> None:
 def die_with_parent_from_env(environ: Mapping[str, str] | None = None) -> None:
     """:func:`die_with_parent` with the pid the parent put in :data:`PARENT_PID_ENV`."""
     die_with_parent(expected_parent_pid(environ))
+
+
+def die_with_parent_or_exit(program: str) -> None:
+    """For a child program's entry point: :func:`die_with_parent_from_env`, or exit 2 saying why."""
+    try:
+        die_with_parent_from_env()
+    except ParentPidMissing as exc:
+        sys.stderr.write(f"{program}: {exc}\n")
+        sys.exit(2)
