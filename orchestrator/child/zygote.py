@@ -36,6 +36,7 @@ import json
 import os
 import select
 import sys
+import time
 import traceback
 
 from orchestrator.process.exit_codes import ChildExit
@@ -99,6 +100,10 @@ def _wait_adopted(intermediate: int) -> None:
         fd = os.pidfd_open(intermediate)
     except ProcessLookupError:  # exited and reaped already: re-parented before that
         return
+    except OSError:  # no pidfds (Linux < 5.3): watch for the new parent instead, briefly
+        while os.getppid() == intermediate:
+            time.sleep(0.0002)
+        return
     try:
         select.select([fd], [], [])
     finally:
@@ -118,8 +123,8 @@ def _become_child(args: list[str], log_path: str, intermediate: int) -> None:
         os.dup2(out, 1)  # stdout was the zygote's reply pipe
         os.dup2(out, 2)
         os.close(out)
-        # The zygote's objects stay frozen: a collection that walked them would write to (and so
-        # copy) every page the child shares with the zygote.
+        # The zygote's objects stay frozen (gc.freeze in serve): a collection that walked them
+        # would write to, and so copy, every page the child shares with the zygote.
         from orchestrator.process.pdeathsig import die_with_parent_from_env, set_process_name
 
         die_with_parent_from_env()  # against the orchestrator: our parent since the adoption
