@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 
@@ -14,6 +15,7 @@ from orchestrator.fleet.orchestrator import Orchestrator
 from orchestrator.fleet.state import NodeState
 from orchestrator.fleet.zygote import Zygote
 from orchestrator.process.pdeathsig import become_child_subreaper
+from orchestrator.process.spawn import ChildProcess, _Adopted
 from tests.fleet_support import fleet, node, wait_incarnation
 
 pytestmark = pytest.mark.trio
@@ -122,3 +124,12 @@ async def test_the_zygote_answers_a_bad_request_with_an_error_and_keeps_serving(
         finally:
             await zygote.aclose()
         assert zygote.process.poll() is not None, "end of its stdin ends the zygote"
+
+
+async def test_an_adopted_child_reaped_elsewhere_is_reported_ended_with_its_status_lost():
+    # Not our child at all (waitpid: ECHILD): the supervisor must still learn that it ended.
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # reaped here, as a foreign reaper in the same process would
+    handle = ChildProcess.adopt(proc.pid, ["orchestrator.child"])
+    status = handle.poll()
+    assert status is not None and status.exit_code == _Adopted.STATUS_LOST

@@ -78,6 +78,10 @@ class _Adopted:
     adoption (this process is a child subreaper): it is reaped with ``waitpid`` like any other.
     """
 
+    STATUS_LOST = 255
+    """The exit code reported if someone else in this process reaped the child (``waitpid``:
+    ECHILD): its real status is gone, and the supervisor must still learn that it ended."""
+
     def __init__(self, pid: int, argv: Sequence[str]) -> None:
         self.pid = pid
         self.args = list(argv)
@@ -85,16 +89,22 @@ class _Adopted:
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
+            self._reap(os.WNOHANG)
         return self.returncode
 
     def wait(self) -> int:
         if self.returncode is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.returncode = os.waitstatus_to_exitcode(status)
+            self._reap(0)
         return self.returncode
+
+    def _reap(self, options: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, options)
+        except ChildProcessError:
+            self.returncode = self.STATUS_LOST
+            return
+        if pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
 
 
 class ChildProcess:
