@@ -74,7 +74,7 @@ async def test_the_spare_pool_refills_only_once_the_restarted_node_runs(tmp_path
         await orch.wait_until(lambda: orch.spares_ready == 1)
         refill = orch._spares[0]
         assert refill is not spare
-        assert refill.started_at >= status.started_at, "the refill did not wait for the restart"
+        assert refill.process.started_at >= status.started_at, "the refill did not wait for the restart"
 
 
 async def test_a_hung_node_is_detected_by_heartbeat_and_replaced(tmp_path, running):

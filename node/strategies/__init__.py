@@ -138,7 +138,7 @@ class ValidatedStrategyConfig(StrategyConfig):
         return cls(**data)
 
     @classmethod
-    def _keyword_params(cls) -> dict[str, inspect.Parameter]:
+    def _keyword_params(cls) -> Mapping[str, inspect.Parameter]:
         """The constructor's keyword-only parameters, read once per class.
 
         Why cached: ``inspect.signature`` costs ~0.2 ms, and a node's config is parsed on every
@@ -147,12 +147,14 @@ class ValidatedStrategyConfig(StrategyConfig):
         """
         params = cls.__dict__.get("_KEYWORD_PARAMS")
         if params is None:
-            params = {
-                name: p
-                for name, p in inspect.signature(cls.__init__).parameters.items()
-                if name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY
-            }
-            cls._KEYWORD_PARAMS = MappingProxyType(params)
+            params = MappingProxyType(
+                {
+                    name: p
+                    for name, p in inspect.signature(cls.__init__).parameters.items()
+                    if name != "self" and p.kind is inspect.Parameter.KEYWORD_ONLY
+                }
+            )
+            cls._KEYWORD_PARAMS = params
         return params
 
     def to_dict(self) -> dict[str, Any]:

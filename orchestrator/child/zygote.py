@@ -1,12 +1,12 @@
 """The zygote: one process that has imported everything, forking warm children on request.
 
-Why: a child started by fork+exec pays the interpreter start and every import (~0.3-0.9 s of CPU
-on the project's 2-core machine) before it can say hello. Warm spares hide that for one restart,
-but a fleet's first start, several nodes crashing at once, and every refill of the spare pool
-still pay it, and a refill competes for the CPU with the nodes that run. A fork of a process
-that has already imported everything costs ~1-2 ms, and its pages stay shared with the zygote
-until written, so a killed child also has less memory for the kernel to tear down (measured:
-~1.6 ms against ~4.7 ms for a child that imported everything itself).
+Why: a child started by fork+exec pays the interpreter start and every import (0.6-0.9 s on the
+project's 2-core machine) before it can say hello. Warm spares hide that for one restart, but a
+fleet's first start and several nodes crashing at once still pay it. A fork of a process that
+has already imported everything costs ~1-2 ms: a restart with no spare ready takes ~60-70 ms
+instead of ~0.85 s (bench/restart_latency.py). The orchestrator uses it only for a child needed
+at once; spares stay fork+exec'd, because a node builds slower on a fork, whose first writes to
+the pages it shares with the zygote are copy-on-write faults (``Orchestrator._new_slot``).
 
 **No zmq Context crosses the fork** (DESIGN §5): the zygote imports zmq, trio and the node but
 never creates a Context, a socket, a thread or an event loop; every child creates its own after
@@ -19,8 +19,9 @@ So the orchestrator reaps the child and reads its exit status like any child of 
 its end through a pidfd, and the child's ``PR_SET_PDEATHSIG`` is armed against the orchestrator
 (after the adoption: the child waits on the intermediate's pidfd first). The kernel re-parents
 an orphan to the subreaper's first live thread, the one that runs trio: the thread whose exit
-fires the signal lives as long as the orchestrator (``orchestrator.process.pdeathsig``, trap 2). The zygote replies
-with the child's pid only once the intermediate has been reaped, i.e. once the adoption is done.
+fires the signal lives as long as the orchestrator (``orchestrator.process.pdeathsig``, trap 2).
+The zygote replies with the child's pid only once the intermediate has been reaped, i.e. once
+the adoption is done.
 
 **Protocol** (stdin/stdout pipes with the orchestrator, one JSON object per line): the zygote
 says ``{"ready": pid}`` after its warm-up; each request ``{"args": [...], "log": path}`` (the

@@ -372,7 +372,6 @@ class Orchestrator:
                 log.error("the zygote could not start child %s (fork+exec instead): %s", slot_id, exc)
         if slot is None:
             slot = await start_slot(slot_id, self.node_endpoint, self.log_dir, **kwargs)
-        slot.started_at = trio.current_time()
         self._slots[slot.identity] = slot
         self._nursery.start_soon(self._watch_exit, slot)
         return slot
@@ -418,12 +417,13 @@ class Orchestrator:
     async def _refill_after_start(self, status: NodeStatus, incarnation: int) -> None:
         """Refill the spare pool once the node just assigned has left STARTING (or after a bound).
 
-        Why not at once: a new spare is a fresh interpreter importing everything (~0.1-0.5 s of
-        CPU), and started at the moment of a restart it competes for the CPU with the spare that
-        is building and recovering the node, on the restart's critical path. Measured with 3
-        nodes on 2 cores: kill -9 -> RUNNING p50 26.9 ms with the refill at assignment, against
-        the figure in the README with it here. The bound keeps a node that is slow to start
-        from leaving the pool empty for long.
+        Why not at once: a new spare is a fresh interpreter importing everything (0.6-0.9 s of
+        CPU on the 2-core machine of 2026-12-07), and started at the moment of a restart it
+        competes for the CPU with the spare that is building and recovering the node, on the
+        restart's critical path. Measured there (bench/restart_latency.py, 3 nodes): kill -9 ->
+        RUNNING p50 26.9 ms with the refill at assignment, 24.1-24.4 ms with it here (a small
+        gain on a noisy machine). The bound keeps a node that is slow to start from leaving the
+        pool empty for long.
         """
         with trio.move_on_after(SPARE_REFILL_DEFER_MAX_S):
             await self.wait_until(

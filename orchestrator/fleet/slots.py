@@ -36,7 +36,6 @@ class Slot:
     cold: bool = False
     relayed_seq: int = 0  # the newest event seq this child sent that is in the journal
     acked_seq: int = 0  # the newest seq acked to this child
-    started_at: float = 0.0  # trio time its process was started (set by the orchestrator)
 
     @property
     def pid(self) -> int:
