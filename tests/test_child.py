@@ -12,6 +12,7 @@ reach an event too large for a frame, which a sandbox node never produces.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -154,7 +155,9 @@ def rundir():
 
 
 @asynccontextmanager
-async def running_child(rundir: Path, tmp_path: Path, *extra: str, heartbeat: bool = True):
+async def running_child(
+    rundir: Path, tmp_path: Path, *extra: str, heartbeat: bool = True, env: dict | None = None
+):
     """Bind the ROUTER, start the child, read (and heartbeat) in the background; yield after hello."""
     ctx = t.new_context()
     endpoint = t.ipc_endpoint(rundir, "nodes")
@@ -163,7 +166,7 @@ async def running_child(rundir: Path, tmp_path: Path, *extra: str, heartbeat: bo
     argv = [sys.executable, "-m", "orchestrator.child", "--slot", SLOT, "--endpoint", endpoint]
     argv += ["--heartbeat-interval", "0.05", *extra]
     try:
-        parent.proc = await spawn(argv, cwd=REPO, stderr=parent.stderr_path)
+        parent.proc = await spawn(argv, env=env, cwd=REPO, stderr=parent.stderr_path)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(parent.read)
             if heartbeat:
@@ -276,6 +279,35 @@ async def test_spare_that_never_hears_a_parent_heartbeat_exits_parent_lost(rundi
 
 
 @pytest.mark.trio
+async def test_a_rehearsing_spare_cleans_up_and_its_node_starts_from_nothing_of_the_rehearsal(
+    rundir, tmp_path
+):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    with trio.fail_after(BOUND):
+        async with running_child(rundir, tmp_path, "--rehearse", env=env) as parent:
+            spare = (await parent.command("c-status", "status"))["result"]["child"]
+            assert spare["phase"] == "spare" and spare["rehearsal_ms"] > 0
+            assert spare["late_imports"] == []
+            assert list(tmp.iterdir()) == []  # its store and directory are gone before hello
+            assert "rehearsal failed" not in parent.stderr()
+
+            doc = {**sandbox_doc(), "state": {"path": str(tmp_path / "n1.sqlite")}}
+            await parent.send(assign_msg(doc, resume_after=0))
+            await parent.expect("hb", lambda m: m["state"] == "RUNNING")
+            status = await parent.command("c-status", "status")
+            assert status["result"]["child"]["late_imports"] == []
+            await parent.command("c-stop", "stop")
+            await parent.exited(ChildExit.OK)
+    events = [e for m in parent.of_kind("evt") for e in m["events"]]
+    # Its own store, numbered from 1: nothing of the rehearsal's two nodes (their trades, their
+    # sequence, their trader) reached this node or its stream.
+    assert [e[0] for e in events] == list(range(1, len(events) + 1))
+    assert "REHEARSAL" not in repr(events)
+
+
+@pytest.mark.trio
 async def test_bad_config_in_assign_exits_config_naming_the_key(rundir, tmp_path):
     with trio.fail_after(BOUND):
         async with running_child(rundir, tmp_path) as parent:
@@ -293,6 +325,7 @@ async def test_spare_told_to_stop_replies_says_bye_and_exits_0(rundir, tmp_path)
         async with running_child(rundir, tmp_path) as parent:
             spare = await parent.command("c-status", "status")
             assert spare["result"]["child"]["phase"] == "spare" and "state" not in spare["result"]
+            assert spare["result"]["child"]["rehearsal_ms"] is None  # not asked to rehearse
             refused = await parent.command("c-ss", "stop_strategy", strategy_id="EMACross-000")
             assert refused["ok"] is False and "spare" in refused["error"]
             reply = await parent.command("c-stop", "stop")

@@ -30,6 +30,7 @@ class ChildOptions:
     log_dir: str | None = None  # on assign, stdout/stderr move to <log_dir>/<node>.log
     log_max_bytes: int = DEFAULT_MAX_BYTES
     log_backups: int = DEFAULT_BACKUPS
+    rehearse: bool = False  # run a throwaway node before hello (``rehearsal``): for spares
 
 
 def _seconds(text: str) -> float:
@@ -97,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"rotated files kept (default {DEFAULT_BACKUPS})",
     )
+    parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="before hello, run a throwaway sandbox node through a trade and a recovery, so that the "
+        "assigned node starts faster (~60 ms more before hello; the parent asks it of warm spares)",
+    )
     return parser
 
 
@@ -115,6 +122,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ChildOptions:
         log_dir=ns.log_dir,
         log_max_bytes=ns.log_max_bytes,
         log_backups=max(0, ns.log_backups),
+        rehearse=ns.rehearse,
     )
 
 

@@ -71,6 +71,7 @@ from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog, pnl_mic
 from orchestrator.child.log import ChildLog
 from orchestrator.child.logfile import NodeLogFile
 from orchestrator.child.outbox import EventOutbox, InvalidAck
+from orchestrator.child.rehearsal import RehearsalReport, rehearse
 from orchestrator.child.replies import ReplyCache
 from orchestrator.child.resend import StateBehindJournal, resend_unacked
 from orchestrator.process.exit_codes import ChildExit
@@ -143,6 +144,7 @@ class ChildSession:
         self._options = options
         self._log = log
         self._warmup_s = warmup_s
+        self._rehearsal: RehearsalReport | None = None
         self._modules_at_hello = frozenset(sys.modules)
         self._control_in, self._control_out = trio.open_memory_channel(math.inf)
         self._watchdog = ParentWatchdog(options.parent_timeout_s)
@@ -171,6 +173,8 @@ class ChildSession:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self._watch_signals)
+            if self._options.rehearse:  # a signal meanwhile is a control item, handled as a spare's
+                await self._rehearse()
             await self._send(hello(self._options.slot, os.getpid(), True))
             nursery.start_soon(self._receive_loop)
             nursery.start_soon(self._watch_parent)
@@ -180,6 +184,12 @@ class ChildSession:
             await self._finish(outcome)
             nursery.cancel_scope.cancel()
         return outcome.code
+
+    async def _rehearse(self) -> None:
+        report = self._rehearsal = await rehearse(self._options.heartbeat_interval_s)
+        if report.problem is not None:
+            self._log.write(f"the rehearsal failed ({report.problem}); this spare serves without it")
+        self._modules_at_hello = frozenset(sys.modules)
 
     async def _wait_as_spare(self) -> Assignment | Ending:
         while True:
@@ -567,6 +577,7 @@ class ChildSession:
             "node": assignment.node if assignment else None,
             "incarnation": assignment.incarnation if assignment else None,
             "warmup_ms": round(self._warmup_s * 1000, 3),
+            "rehearsal_ms": None if self._rehearsal is None else round(self._rehearsal.seconds * 1000, 3),
             "late_imports": sorted(set(sys.modules) - self._modules_at_hello),
             "parent_heartbeats": self._watchdog.beats,
             "malformed_frames": self.malformed_frames,

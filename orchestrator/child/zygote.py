@@ -4,9 +4,10 @@ Why: a child started by fork+exec pays the interpreter start and every import (0
 project's 2-core machine) before it can say hello. Warm spares hide that for one restart, but a
 fleet's first start and several nodes crashing at once still pay it. A fork of a process that
 has already imported everything costs ~1-2 ms: a restart with no spare ready takes ~60-70 ms
-instead of ~0.85 s (bench/restart_latency.py). The orchestrator uses it only for a child needed
-at once; spares stay fork+exec'd, because a node builds slower on a fork, whose first writes to
-the pages it shares with the zygote are copy-on-write faults (``Orchestrator._new_slot``).
+instead of ~0.85 s (bench/restart_latency.py). Spares are forked too: a node builds slower on a
+fork, whose first writes to the pages it shares with the zygote are copy-on-write faults, so a
+spare takes those before its hello, in its rehearsal (``orchestrator.child.rehearsal``,
+``Orchestrator._new_slot``).
 
 **No zmq Context crosses the fork** (DESIGN §5): the zygote imports zmq, trio and the node but
 never creates a Context, a socket, a thread or an event loop; every child creates its own after

@@ -340,19 +340,19 @@ class Orchestrator:
                 await trio.sleep(ZYGOTE_RETRY_S)
 
     async def _new_slot(self, spare: bool = False) -> Slot:
-        """A new child: forked by the zygote when it is needed now, by fork+exec for the spare pool.
+        """A new child, forked by the zygote (fork+exec if there is none); a spare also rehearses.
 
-        Why spares are not forked by the zygote: a forked child shares the zygote's pages until it
-        writes to them, and building a node writes to thousands, each a page fault and a copy on
-        the restart's critical path. Measured with 3 nodes on 2 cores (bench/restart_latency.py
-        internals, 40 kills per case, two rounds): assign -> RUNNING 19-30 ms on a zygote's spare
-        (19.7-21 ms even after a full collection in the spare had made most copies beforehand)
-        against 15-18 ms on a fork+exec'd one. A spare's start is off the critical path (the
-        refill waits for the restart, ``_refill_after_start``); a child needed at once (no spare
-        ready, a fleet's first start) gains ~0.6 s from the zygote.
+        A spare rehearses a throwaway node before its hello (``orchestrator.child.rehearsal``):
+        besides the first-run costs it takes off the restart, it makes, off the critical path,
+        the copies of the pages the child shares with the zygote that a node's build writes to.
+        Without it, zygote spares were the slower ones: assign -> RUNNING 19-30 ms against 15-18
+        ms on a fork+exec'd spare (3 nodes on 2 cores, 40 kills per case, two rounds). With it
+        (bench/restart_latency.py, 60 kills): kill -> RUNNING p50 14.2 ms on zygote spares
+        against 16.1 ms on fork+exec'd ones, the gain in the killed child's teardown (p50 4.2
+        against 6.1 ms: most of its pages are still shared, so there is less to free), and a
+        refill costs ~0.1 s of CPU instead of an interpreter start (0.6-0.9 s).
         """
-        if not spare:
-            await self._zygote_tried.wait()
+        await self._zygote_tried.wait()
         kwargs = dict(
             python=self.config.python,
             heartbeat_s=self.config.heartbeat_interval_s,
@@ -360,10 +360,11 @@ class Orchestrator:
             node_log_dir=self.log_dir,
             log_max_bytes=self.config.log_max_bytes,
             log_backups=self.config.log_backups,
+            rehearse=spare,  # a child needed now starts at once
         )
         slot_id = f"s{next(self._slot_ids)}"
         slot = None
-        if self._zygote is not None and not spare:
+        if self._zygote is not None:
             try:
                 slot = await start_slot(
                     slot_id, self.node_endpoint, self.log_dir, zygote=self._zygote, **kwargs

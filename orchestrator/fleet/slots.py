@@ -51,6 +51,7 @@ def child_argv(
     node_log_dir: Path | None = None,
     log_max_bytes: int | None = None,
     log_backups: int | None = None,
+    rehearse: bool = False,
 ) -> list:
     # With node_log_dir the child moves its output to <node_log_dir>/<node>.log once assigned,
     # rotated by size as the fleet file says (None: the child's defaults).
@@ -59,6 +60,8 @@ def child_argv(
         extra += ["--log-max-bytes", str(log_max_bytes)]
     if log_backups is not None:
         extra += ["--log-backups", str(log_backups)]
+    if rehearse:
+        extra.append("--rehearse")
     return [
         python or sys.executable,
         "-m",
@@ -87,12 +90,22 @@ async def start_slot(
     log_max_bytes: int | None = None,
     log_backups: int | None = None,
     zygote: Zygote | None = None,
+    rehearse: bool = False,
 ) -> Slot:
     """Start one child, output to its log, in its own session: forked by ``zygote`` if given, else
-    by fork+exec from the trio thread. Raises ``ZygoteError`` if the zygote cannot fork it."""
+    by fork+exec from the trio thread. ``rehearse``: the child rehearses a node before its hello
+    (``orchestrator.child.rehearsal``). Raises ``ZygoteError`` if the zygote cannot fork it."""
     log = log_dir / f"{slot_id}.log"
     argv = child_argv(
-        python, slot_id, endpoint, heartbeat_s, parent_timeout_s, node_log_dir, log_max_bytes, log_backups
+        python,
+        slot_id,
+        endpoint,
+        heartbeat_s,
+        parent_timeout_s,
+        node_log_dir,
+        log_max_bytes,
+        log_backups,
+        rehearse,
     )
     if zygote is not None:
         process = await zygote.fork(argv[3:], log)  # what follows "python -m orchestrator.child"
