@@ -8,6 +8,7 @@ import pytest
 import trio
 import trio.testing
 
+from orchestrator.child.heartbeat import HeartbeatPacer
 from orchestrator.supervision.heartbeat import (
     HeartbeatMonitor,
     InvalidHeartbeatTimeout,
@@ -241,3 +242,34 @@ async def test_parent_watchdog_reads_queued_beats_before_judging_after_its_loop_
         nursery.cancel_scope.cancel()
     if lost:
         assert "the last one came 1.20" in lost[0]
+
+
+# -- the child's own heartbeat pacing (orchestrator.child.heartbeat.HeartbeatPacer) ---------------
+
+
+async def _due_now(pacer: HeartbeatPacer) -> int | None:
+    """The due heartbeat's timestamp if one is due already, else None."""
+    got = []
+
+    async def take() -> None:
+        got.append(await pacer.next_due())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(take)
+        await trio.testing.wait_all_tasks_blocked()  # it returned, or it waits for a tick
+        nursery.cancel_scope.cancel()
+    return got[0] if got else None
+
+
+@pytest.mark.trio
+async def test_a_heartbeat_sent_at_a_state_change_paces_the_next_tick_from_it():
+    pacer = HeartbeatPacer(0.05, 0.05)  # a tick is sent once 25 ms have passed since the last hb
+    pacer.on_tick(1, 0)
+    assert await _due_now(pacer) == 0
+    pacer.sent(40_000_000)  # the session sent one itself, at a state change
+    pacer.on_tick(2, 50_000_000)  # 10 ms after that one: not due (it would be, 50 ms after tick 1)
+    assert await _due_now(pacer) is None
+    pacer.on_tick(3, 100_000_000)
+    assert await _due_now(pacer) == 100_000_000
+    pacer.due_now(101_000_000)  # a state change the socket could not take at once: due regardless
+    assert await _due_now(pacer) == 101_000_000

@@ -229,6 +229,31 @@ async def test_sender_at_hwm_parks_without_spinning_and_resumes(rundir, ctx):
 
 
 @pytest.mark.trio
+async def test_try_send_sends_what_fits_now_and_says_when_it_would_wait(rundir, ctx):
+    endpoint = t.ipc_endpoint(rundir, "node")
+    small = t.SocketOptions(sndhwm=2, rcvhwm=2)
+    with trio.fail_after(BOUND):
+        async with (
+            t.TrioSocket(t.node_router(ctx, endpoint, options=small)) as router,
+            t.TrioSocket(t.node_dealer(ctx, endpoint, "slot-1", options=small)) as dealer,
+        ):
+            await dealer.send_multipart([b"hello"])  # connected both ways before counting
+            assert (await router.recv_multipart())[1] == b"hello"
+            sent = 0
+            while dealer.try_send([b"%d" % sent]):  # nobody reads: the HWM is reached
+                sent += 1
+                assert sent < 10_000, "try_send never reported a full queue"
+            assert sent > 0
+            got = []
+            while len(got) < sent:
+                got += [int(payload) for _, payload in await router.recv_batch(64)]
+            assert got == list(range(sent))  # each True was a message sent, each False none
+            await dealer.aclose()
+            with pytest.raises(trio.ClosedResourceError):
+                dealer.try_send([b"late"])
+
+
+@pytest.mark.trio
 async def test_recv_batch_returns_everything_queued_up_to_max_n(ctx):
     """inproc delivers into the receiver's queue synchronously, so "queued" is exact here."""
     with trio.fail_after(BOUND):

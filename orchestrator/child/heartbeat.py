@@ -23,8 +23,9 @@ last heartbeat: with the tick interval equal to the heartbeat interval every tic
 (the grid itself keeps them ``interval`` apart), and with a faster tick a heartbeat goes out on
 the first tick at or after ``interval`` (give or take half a tick). One exception: a change of
 the node's lifecycle state (STARTING -> RUNNING -> STOPPING -> STOPPED) is announced by a
-heartbeat at once (:meth:`HeartbeatPacer.due_now`), because the parent measures a restart until
-it sees RUNNING and a tick may be up to one interval away.
+heartbeat at once, because the parent measures a restart until it sees RUNNING and a tick may be
+up to one interval away: the session sends it from inside the transition itself, and only if the
+socket cannot take it then is it left to the sender (:meth:`HeartbeatPacer.due_now`).
 
 **PnL in the heartbeat (``pnl_micros``).** The orchestrator's status view shows each node's PnL.
 The node's portfolio is state of the kernel loop, so it is read there, by the heartbeat sender
@@ -140,6 +141,10 @@ class HeartbeatPacer:
         self._last_ns = ts_ns
         self._due_ts = ts_ns
         self._due.set()
+
+    def sent(self, ts_ns: int) -> None:
+        """A heartbeat was sent outside the pacer (at a state change): the next one paces from it."""
+        self._last_ns = ts_ns
 
     async def next_due(self) -> int:
         """Wait for the next due heartbeat; return the tick's timestamp (ns).

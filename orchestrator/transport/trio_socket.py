@@ -148,6 +148,28 @@ class TrioSocket:
                 self._kick_if_ready()
             return
 
+    def try_send(self, frames: Sequence[bytes]) -> bool:
+        """Send one message if the socket takes it at once; False (nothing sent) if it would wait.
+
+        For a caller that cannot await (a handler running inside the node's kernel loop) and has
+        an async fallback. Errors other than "would block" are raised as by :meth:`send_multipart`.
+        """
+        if not frames:
+            raise ValueError("a zmq message needs at least one frame")
+        if self._closed:
+            raise trio.ClosedResourceError("this zmq socket was closed")
+        try:
+            self._send_now(frames)
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                raise PeerUnreachableError(bytes(frames[0])) from None
+            raise
+        finally:
+            self._kick_if_ready()
+        return True
+
     async def aclose(self) -> None:
         """Close the socket (with its LINGER); tasks parked on it get ``trio.ClosedResourceError``.
 
