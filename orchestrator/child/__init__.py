@@ -12,6 +12,9 @@ Modules, one idea each:
 - ``__main__``: the entry point; arms the parent-death signal before anything else.
 - ``cli``: the command line and its validation.
 - ``warmup``: the imports paid before ``hello`` so that an ``assign`` pays none.
+- ``rehearsal``: a spare's throwaway node run before ``hello`` (``--rehearse``), so that the
+  assigned node does not pay a first run's costs.
+- ``zygote``: the warm process that forks children (``python -m orchestrator.child.zygote``).
 - ``session``: the state machine (spare -> node -> ending) and the socket's use.
 - ``assignment``: an ``assign`` message -> a TradingNodeConfig.
 - ``outbox``: the node's stream -> ``evt`` batches, kept until acked.
