@@ -66,13 +66,13 @@ async def test_the_spare_pool_refills_only_once_the_restarted_node_runs(tmp_path
         orch = await running(fleet(tmp_path, node("a")))
         await orch.wait_for("a", NodeState.RUNNING)
         await orch.wait_until(lambda: orch.spares_ready == 1)
-        spare = orch._spares[0]
+        spare = orch._children.spares[0]
         os.kill(orch.node_status("a").pid, signal.SIGKILL)
         await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
         status = orch.node_status("a")
         assert status.pid == spare.pid and not status.cold_start
         await orch.wait_until(lambda: orch.spares_ready == 1)
-        refill = orch._spares[0]
+        refill = orch._children.spares[0]
         assert refill is not spare
         assert refill.process.started_at >= status.started_at, "the refill did not wait for the restart"
 
@@ -186,3 +186,20 @@ async def test_a_child_that_cannot_be_started_fails_its_node_and_the_orchestrato
             assert orch.status()[0]["state"] == "failed"
             orch.shutdown()
         assert orch.clean_shutdown is False
+
+
+async def test_a_cancelled_run_still_closes_its_sockets_and_removes_its_ipc_files(tmp_path):
+    config = fleet(tmp_path, node("a"))
+    orch = Orchestrator(config)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            nursery.cancel_scope.cancel()  # the host ends: no shutdown() first
+        for endpoint in (orch.node_endpoint, orch.event_endpoint):
+            assert not os.path.exists(endpoint.removeprefix("ipc://"))
+        again = Orchestrator(config)  # the same runtime dir is free for the next one
+        async with trio.open_nursery() as nursery:
+            await nursery.start(again.run)
+            await again.wait_for("a", NodeState.RUNNING)
+            again.shutdown()

@@ -232,7 +232,7 @@ async def test_every_child_is_started_with_the_fleets_log_rotation(tmp_path, zyg
             await nursery.start(orch.run)
             await orch.wait_for("a", NodeState.RUNNING)
             await orch.wait_until(lambda: orch.spares_ready == 1)
-            slots = [orch._node_slot["a"], orch._spares[0]]
+            slots = [orch._node_slot["a"], orch._children.spares[0]]
             for slot in slots:  # what the running processes were really given, parsed as the child does
                 if zygote:  # the command line the zygote's child runs (its /proc cmdline is the zygote's)
                     argv = list(slot.process.argv)

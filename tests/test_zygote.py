@@ -39,34 +39,36 @@ async def test_a_child_needed_at_once_is_forked_by_the_zygote_and_adopted_by_the
             await nursery.start(orch.run)
             await orch.wait_for("a", NodeState.RUNNING)
             status = orch.node_status("a")
-            assert status.cold_start and orch._zygote.forks == 1
+            assert status.cold_start and orch._children._zygote.forks == 1
             # Adopted by the thread that runs trio: the parent-death signal of the child is bound
             # to it, and the orchestrator reaps the child and reads its exit status.
             assert status.pid in children_of_this_thread()
             os.kill(status.pid, signal.SIGKILL)
             await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
             assert "SIGKILL" in status.last_exit
-            assert status.cold_start and orch._zygote.forks == 2
+            assert status.cold_start and orch._children._zygote.forks == 2
             assert status.pid in children_of_this_thread()
             orch.shutdown()
     assert orch.clean_shutdown
 
 
-async def test_spares_are_started_by_fork_exec_and_restarts_take_them(tmp_path):
+async def test_spares_are_forked_by_the_zygote_rehearse_and_restarts_take_them(tmp_path):
     orch = Orchestrator(fleet(tmp_path, node("a")))
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
             await orch.wait_for("a", NodeState.RUNNING)
             await orch.wait_until(lambda: orch.spares_ready == 1)
-            spare = orch._spares[0]
-            # Its own program, not a fork of the zygote (see Orchestrator._new_slot for why).
-            assert "orchestrator.child" in open(f"/proc/{spare.pid}/cmdline").read()
-            forks = orch._zygote.forks
+            spare = orch._children.spares[0]
+            # A fork of the zygote (its command line is the zygote's), not a program of its own.
+            assert "orchestrator.child.zygote" in open(f"/proc/{spare.pid}/cmdline").read()
+            assert spare.pid in children_of_this_thread()
             os.kill(orch.node_status("a").pid, signal.SIGKILL)
             await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
             status = orch.node_status("a")
-            assert status.pid == spare.pid and not status.cold_start and orch._zygote.forks == forks
+            assert status.pid == spare.pid and not status.cold_start
+            child = (await orch.command("a", "status"))["child"]
+            assert child["rehearsal_ms"] > 0 and child["late_imports"] == []
             orch.shutdown()
     assert orch.clean_shutdown
 
@@ -78,11 +80,13 @@ async def test_a_killed_zygote_is_replaced_and_the_nodes_are_unaffected(tmp_path
             await nursery.start(orch.run)
             await orch.wait_for("a", NodeState.RUNNING)
             await orch.wait_for("b", NodeState.RUNNING)
-            first = orch._zygote
+            first = orch._children._zygote
             b_pid = orch.node_status("b").pid
             os.kill(first.process.pid, signal.SIGKILL)
-            await orch.wait_until(lambda: orch._zygote is not None and orch._zygote is not first)
-            second = orch._zygote
+            await orch.wait_until(
+                lambda: orch._children._zygote is not None and orch._children._zygote is not first
+            )
+            second = orch._children._zygote
             assert second.process.pid != first.process.pid
             # Children of the dead zygote were never its children: they run on, untouched.
             assert orch.node_status("b").pid == b_pid and orch.node_status("b").incarnation == 1
@@ -99,7 +103,7 @@ async def test_with_zygote_false_children_are_started_by_fork_exec(tmp_path):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
             await orch.wait_for("a", NodeState.RUNNING)
-            assert orch._zygote is None
+            assert orch._children._zygote is None
             assert "orchestrator.child" in open(f"/proc/{orch.node_status('a').pid}/cmdline").read()
             orch.shutdown()
     assert orch.clean_shutdown

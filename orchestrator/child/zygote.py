@@ -7,7 +7,7 @@ has already imported everything costs ~1-2 ms: a restart with no spare ready tak
 instead of ~0.85 s (bench/restart_latency.py). Spares are forked too: a node builds slower on a
 fork, whose first writes to the pages it shares with the zygote are copy-on-write faults, so a
 spare takes those before its hello, in its rehearsal (``orchestrator.child.rehearsal``,
-``Orchestrator._new_slot``).
+``orchestrator.fleet.children``).
 
 **No zmq Context crosses the fork** (DESIGN §5): the zygote imports zmq, trio and the node but
 never creates a Context, a socket, a thread or an event loop; every child creates its own after

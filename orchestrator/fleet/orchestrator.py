@@ -31,7 +31,6 @@ itself is never used from two threads at once.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import os
@@ -41,11 +40,11 @@ import msgpack
 import trio
 import zmq
 
+from orchestrator.fleet.children import ChildPool
 from orchestrator.fleet.config import OrchestratorConfig
-from orchestrator.fleet.slots import Slot, start_slot
+from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
-from orchestrator.fleet.zygote import Zygote, ZygoteError
 from orchestrator.journal import (
     FsyncMode,
     FsyncPolicy,
@@ -56,7 +55,6 @@ from orchestrator.journal import (
     SequenceError,
     journal_path,
 )
-from orchestrator.process.pdeathsig import become_child_subreaper
 from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.codec import EvtBatch
@@ -72,9 +70,6 @@ from orchestrator.transport.sockets import event_pub, node_router
 from orchestrator.transport.trio_socket import TrioSocket
 
 log = logging.getLogger("orchestrator")
-
-ZYGOTE_RETRY_S = 1.0
-"""After the zygote exits (or cannot start), wait this long before starting another."""
 
 SPARE_REFILL_DEFER_MAX_S = 1.0
 """How long the spare pool's refill waits at most for the node just assigned to reach RUNNING."""
@@ -108,11 +103,14 @@ class Orchestrator:
         self._trackers = {spec.node_id: RestartTracker(spec.policy) for spec in config.nodes}
         self._slots: dict[bytes, Slot] = {}
         self._node_slot: dict[str, Slot] = {}
-        self._spares: collections.deque[Slot] = collections.deque()
-        self._starting_spares = 0
-        self._zygote: Zygote | None = None  # forks children in ~ms (fleet.zygote); None: fork+exec
-        self._zygote_tried = trio.Event()  # the first zygote is ready, or could not be started
-        self._slot_ids = itertools.count(1)
+        self._children = ChildPool(
+            config,
+            self.node_endpoint,
+            self.log_dir,
+            on_new_child=self._on_new_child,
+            on_change=self._notify,
+            closing=lambda: self._closing,
+        )
         self._command_ids = itertools.count(1)
         self._replies: dict[str, tuple[trio.Event, list]] = {}
         self._pending_acks: dict[Slot, None] = {}  # slots sent events in the current receive batch
@@ -153,16 +151,11 @@ class Orchestrator:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                if self.config.zygote:
-                    nursery.start_soon(self._keep_zygote)
-                else:
-                    self._zygote_tried.set()
+                self._children.start(nursery)
                 nursery.start_soon(self._recv_loop)
                 nursery.start_soon(self._sync_journals)
                 nursery.start_soon(self._parent_heartbeats)
                 nursery.start_soon(self._heartbeats.watch, self._on_hang)
-                for _ in range(self.config.spares):
-                    nursery.start_soon(self._add_spare)
                 for spec in self.config.nodes:
                     if spec.autostart:
                         nursery.start_soon(self._start_quietly, spec.node_id)
@@ -171,10 +164,11 @@ class Orchestrator:
                 self.clean_shutdown = await self._stop_everything()
                 nursery.cancel_scope.cancel()
         finally:
-            if self._zygote is not None:
-                await self._zygote.aclose()
-                self._zygote = None
-            await self._router.aclose()
+            # Shielded: a cancelled run (its host's nursery ended) still closes its sockets and
+            # removes its ipc files, or the next orchestrator on this runtime dir finds them live.
+            with trio.CancelScope(shield=True):
+                await self._children.aclose()
+                await self._router.aclose()
             pub_sock.close(linger=0)
             ctx.term()
             remove_ipc_file(self.node_endpoint)
@@ -230,8 +224,7 @@ class Orchestrator:
             if not slot.exited.is_set():
                 slot.intent = Intent.STOP
                 slot.process.kill()
-        if self._zygote is not None:
-            self._zygote.process.kill()
+        self._children.kill_zygote()
 
     # -- public API ------------------------------------------------------------------------------
     def status(self) -> list[dict]:
@@ -306,132 +299,31 @@ class Orchestrator:
 
     @property
     def spares_ready(self) -> int:
-        return len(self._spares)
+        return len(self._children.spares)
 
     # -- slots and spares ------------------------------------------------------------------------
-    async def _keep_zygote(self) -> None:
-        """Run a zygote for as long as the orchestrator runs; start another if it dies.
-
-        Until the first one is ready (its warm-up: about one interpreter start) children wait for
-        it (``_zygote_tried``); if it cannot start, children are started by fork+exec meanwhile.
-        """
-        if not become_child_subreaper():  # the zygote's children become ours (orchestrator.child.zygote)
-            log.warning("no child subreaper on this system: children start by fork+exec")
-            self._zygote_tried.set()
-            return
-        log_path = self.log_dir / "zygote.log"
-        while not self._closing:
-            try:
-                zygote = await Zygote.start(self.config.python, log_path, self.config.startup_timeout_s)
-            except OSError as exc:
-                log.error("cannot start the zygote (children start by fork+exec meanwhile): %s", exc)
-                self._zygote_tried.set()
-                await trio.sleep(ZYGOTE_RETRY_S)
-                continue
-            self._zygote = zygote
-            self._zygote_tried.set()
-            self._notify()
-            status = await zygote.process.wait()
-            if self._zygote is zygote:
-                self._zygote = None
-                await zygote.aclose()
-            if not self._closing:
-                log.error("the zygote exited (%s); starting another", status.describe())
-                await trio.sleep(ZYGOTE_RETRY_S)
-
-    async def _new_slot(self, spare: bool = False) -> Slot:
-        """A new child, forked by the zygote (fork+exec if there is none); a spare also rehearses.
-
-        A spare rehearses a throwaway node before its hello (``orchestrator.child.rehearsal``):
-        besides the first-run costs it takes off the restart, it makes, off the critical path,
-        the copies of the pages the child shares with the zygote that a node's build writes to.
-        Without it, zygote spares were the slower ones: assign -> RUNNING 19-30 ms against 15-18
-        ms on a fork+exec'd spare (3 nodes on 2 cores, 40 kills per case, two rounds). With it
-        (bench/restart_latency.py, 60 kills): kill -> RUNNING p50 14.2 ms on zygote spares
-        against 16.1 ms on fork+exec'd ones, the gain in the killed child's teardown (p50 4.2
-        against 6.1 ms: most of its pages are still shared, so there is less to free), and a
-        refill costs ~0.1 s of CPU instead of an interpreter start (0.6-0.9 s).
-        """
-        await self._zygote_tried.wait()
-        kwargs = dict(
-            python=self.config.python,
-            heartbeat_s=self.config.heartbeat_interval_s,
-            parent_timeout_s=self.config.parent_timeout_s,
-            node_log_dir=self.log_dir,
-            log_max_bytes=self.config.log_max_bytes,
-            log_backups=self.config.log_backups,
-            rehearse=spare,  # a child needed now starts at once
-        )
-        slot_id = f"s{next(self._slot_ids)}"
-        slot = None
-        if self._zygote is not None:
-            try:
-                slot = await start_slot(
-                    slot_id, self.node_endpoint, self.log_dir, zygote=self._zygote, **kwargs
-                )
-            except ZygoteError as exc:
-                log.error("the zygote could not start child %s (fork+exec instead): %s", slot_id, exc)
-        if slot is None:
-            slot = await start_slot(slot_id, self.node_endpoint, self.log_dir, **kwargs)
+    def _on_new_child(self, slot: Slot) -> None:
+        """A child the pool has just started: route its messages, watch its exit."""
         self._slots[slot.identity] = slot
         self._nursery.start_soon(self._watch_exit, slot)
-        return slot
-
-    async def _add_spare(self) -> None:
-        if self._closing:
-            return
-        self._starting_spares += 1
-        try:
-            try:
-                slot = await self._new_slot(spare=True)
-            except OSError as exc:
-                log.error("cannot start a spare child: %s", exc)
-                return
-            await _first_of(slot.ready.wait, slot.exited.wait)  # its hello, or its early death
-        finally:
-            self._starting_spares -= 1
-        if not slot.ready.is_set() or slot.exited.is_set() or self._closing:
-            return  # a spare that died is replaced by its exit watcher
-        self._spares.append(slot)
-        self._notify()
-
-    def _refill_spares(self) -> None:
-        missing = self.config.spares - len(self._spares) - self._starting_spares
-        for _ in range(max(0, missing)):
-            self._nursery.start_soon(self._add_spare)
-
-    async def _take_slot(self) -> tuple[Slot, bool]:
-        """A ready spare if there is one (warm), else a new child started now (cold)."""
-        while self._spares:
-            slot = self._spares.popleft()
-            if not slot.exited.is_set():
-                return slot, False
-        slot = await self._new_slot()
-        with trio.fail_after(self.config.startup_timeout_s):
-            await _first_of(slot.ready.wait, slot.exited.wait)
-        if not slot.ready.is_set():
-            raise OSError(
-                f"child {slot.slot_id} exited before saying hello; see {self.log_dir}/{slot.slot_id}.log"
-            )
-        return slot, True
 
     async def _refill_after_start(self, status: NodeStatus, incarnation: int) -> None:
         """Refill the spare pool once the node just assigned has left STARTING (or after a bound).
 
-        Why not at once: a new spare is a fresh interpreter importing everything (0.6-0.9 s of
-        CPU on the 2-core machine of 2026-12-07), and started at the moment of a restart it
-        competes for the CPU with the spare that is building and recovering the node, on the
-        restart's critical path. Measured there (bench/restart_latency.py, 3 nodes): kill -9 ->
-        RUNNING p50 26.9 ms with the refill at assignment, 24.1-24.4 ms with it here (a small
-        gain on a noisy machine). The bound keeps a node that is slow to start from leaving the
-        pool empty for long.
+        Why not at once: a new spare costs CPU (a fork of the zygote and a rehearsal, ~0.1 s; an
+        interpreter start importing everything, 0.6-0.9 s, without the zygote), and started at
+        the moment of a restart it competes with the spare that is building and recovering the
+        node, on the restart's critical path. Measured when spares were fork+exec'd
+        (bench/restart_latency.py, 3 nodes, 2 cores): kill -9 -> RUNNING p50 26.9 ms with the
+        refill at assignment, 24.1-24.4 ms with it here. The bound keeps a node that is slow to
+        start from leaving the pool empty for long.
         """
         with trio.move_on_after(SPARE_REFILL_DEFER_MAX_S):
             await self.wait_until(
                 lambda: status.incarnation != incarnation or status.state is not NodeState.STARTING
             )
         if not self._closing:
-            self._refill_spares()
+            self._children.refill()
 
     # -- node lifecycle --------------------------------------------------------------------------
     async def _start_quietly(self, node_id: str) -> None:
@@ -457,7 +349,7 @@ class Orchestrator:
 
     async def _assign(self, status: NodeStatus) -> None:
         spec = self.config.node(status.node)
-        slot, cold = await self._take_slot()
+        slot, cold = await self._children.take()
         status.incarnation += 1
         status.pid = slot.pid
         status.cold_start = cold
@@ -500,8 +392,7 @@ class Orchestrator:
         exit_status = await slot.process.wait()
         slot.exited.set()
         self._slots.pop(slot.identity, None)
-        if slot in self._spares:
-            self._spares.remove(slot)
+        self._children.discard(slot)
         node_id = slot.node_id
         if node_id is None or self._node_slot.get(node_id) is not slot:
             if not slot.ready.is_set() and not self._closing:
@@ -514,7 +405,7 @@ class Orchestrator:
                 )
                 await trio.sleep(1.0)
             if not self._closing:
-                self._refill_spares()
+                self._children.refill()
             return
         del self._node_slot[node_id]
         self._heartbeats.forget(node_id)
@@ -836,18 +727,6 @@ def _fdatasync_all(items: list[tuple[str, int]]) -> str | None:
         except OSError as exc:
             return f"node {node_id}: {exc}"
     return None
-
-
-async def _first_of(*waits) -> None:
-    """Return as soon as the first of the given awaitables completes."""
-    async with trio.open_nursery() as nursery:
-
-        async def run(wait) -> None:
-            await wait()
-            nursery.cancel_scope.cancel()
-
-        for wait in waits:
-            nursery.start_soon(run, wait)
 
 
 def _ended_cleanly(status: NodeStatus) -> bool:
