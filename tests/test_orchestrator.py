@@ -188,14 +188,19 @@ async def test_a_child_that_cannot_be_started_fails_its_node_and_the_orchestrato
         assert orch.clean_shutdown is False
 
 
-async def test_a_cancelled_run_still_closes_its_sockets_and_removes_its_ipc_files(tmp_path):
+async def test_a_cancelled_run_kills_its_children_and_cleans_up_for_the_next_one(tmp_path):
     config = fleet(tmp_path, node("a"))
     orch = Orchestrator(config)
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
             await orch.wait_for("a", NodeState.RUNNING)
+            await orch.wait_until(lambda: orch.spares_ready == 1)
+            pids = [orch.node_status("a").pid, orch._children.spares[0].pid]
             nursery.cancel_scope.cancel()  # the host ends: no shutdown() first
+        for pid in pids:  # killed and reaped, not left running until their parent timeout
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
         for endpoint in (orch.node_endpoint, orch.event_endpoint):
             assert not os.path.exists(endpoint.removeprefix("ipc://"))
         again = Orchestrator(config)  # the same runtime dir is free for the next one

@@ -71,6 +71,9 @@ from orchestrator.transport.trio_socket import TrioSocket
 
 log = logging.getLogger("orchestrator")
 
+LEFTOVER_REAP_S = 2.0
+"""How long a cancelled run waits for the children it killed to be reaped."""
+
 SPARE_REFILL_DEFER_MAX_S = 1.0
 """How long the spare pool's refill waits at most for the node just assigned to reach RUNNING."""
 
@@ -167,6 +170,7 @@ class Orchestrator:
             # Shielded: a cancelled run (its host's nursery ended) still closes its sockets and
             # removes its ipc files, or the next orchestrator on this runtime dir finds them live.
             with trio.CancelScope(shield=True):
+                await self._kill_leftover_children()
                 await self._children.aclose()
                 await self._router.aclose()
             pub_sock.close(linger=0)
@@ -174,6 +178,23 @@ class Orchestrator:
             remove_ipc_file(self.node_endpoint)
             remove_ipc_file(self.event_endpoint)
         return bool(self.clean_shutdown)
+
+    async def _kill_leftover_children(self) -> None:
+        """SIGKILL and reap the children a run leaves alive: only a run cancelled by its host does.
+
+        A graceful shutdown stops every child first. A cancelled run does not; its nodes would run
+        on until their parent-heartbeat timeout, holding their state stores against the next
+        orchestrator on this runtime dir. Killing them is safe: a node recovers from a kill.
+        """
+        left = [slot for slot in self._slots.values() if not slot.exited.is_set()]
+        if not left:
+            return
+        log.warning("the orchestrator's run was cancelled: killing its %d children", len(left))
+        for slot in left:
+            slot.process.kill()
+        with trio.move_on_after(LEFTOVER_REAP_S):
+            for slot in left:
+                await slot.process.wait()
 
     def _open_journals(self) -> None:
         """Open (= recover) every node's journal; each node continues after its ``last_seq``."""
