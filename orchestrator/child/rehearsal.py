@@ -1,13 +1,16 @@
 """A spare's rehearsal: before hello, run a throwaway node through a trade and a recovery.
 
 Why: the warm-up (``warmup``) takes the imports off a restart's critical path, but the first run
-of a node in a process still pays for everything done once per process: the interpreter's first
-pass over each code path (CPython specialises a function's bytecode as it runs it), caches filled
-on first use, the event loop's first worker thread, the first SQLite statement of each kind. A
-restart is always a node's first run in its spare, so it paid all of that. Measured on the
-project's 2-core machine (15 fresh processes each way, the bench's sandbox node recovering from
-a 1 MB store): assign -> RUNNING work in the child took p50 10.4 ms without a rehearsal and 8.5 ms
-after one, the gain in construction (0.8 -> 0.4 ms) and start-up (4.5 -> 3.1 ms).
+of a node in a process still pays for what is done once per process: the interpreter's first
+passes over each code path (CPython specialises a function's bytecode as it runs it), caches
+filled on first use, modules imported lazily. A restart is always a node's first run in its
+spare, so it paid all of that. Measured on the project's 2-core machine (15 fresh processes each
+way, the bench's sandbox node recovering from a 1 MB store, in a process alone): the child's
+assign -> RUNNING work took p50 6.6-8.8 ms without a rehearsal and 5.0-5.4 ms after one. In the
+fleet the gain is smaller (well under 1 ms of assign -> RUNNING in bench/restart_latency.py): a
+spare that has waited beside running nodes has lost its CPU caches again. The rehearsal also
+takes, off the critical path, the copy-on-write faults of a child forked by the zygote (see
+``orchestrator.fleet.children``), which is what made zygote spares worth having.
 
 What is rehearsed is what every restart does: a sandbox node with a state store is built, runs
 until its strategy has traded, and stops; a second node then opens the same store (the
@@ -18,7 +21,7 @@ them (two kernels in one process never see each other, so the node assigned late
 nothing of theirs).
 
 A rehearsal that fails or overruns ``REHEARSAL_TIMEOUT_S`` is reported and the spare goes on:
-it is an optimisation, and a spare that skips it still serves, only ~2 ms slower.
+it is an optimisation, and a spare that skips it still serves, a little slower.
 """
 
 from __future__ import annotations
@@ -129,6 +132,7 @@ async def _run(
 
 
 async def _wait_for_fill(node: TradingNode) -> bool:
+    """Until the strategy holds a position (polled: the cache has no change notification)."""
     cache = node.kernel.cache
     with trio.move_on_after(TRADE_WAIT_S):
         while not cache.positions():

@@ -149,10 +149,12 @@ class ChildPool:
         the copies of the pages the child shares with the zygote that a node's build writes to.
         Without it, zygote spares were the slower ones: assign -> RUNNING 19-30 ms against 15-18
         ms on a fork+exec'd spare (3 nodes on 2 cores, 40 kills per case, two rounds). With it
-        (bench/restart_latency.py, 60 kills): kill -> RUNNING p50 14.2 ms on zygote spares
-        against 16.1 ms on fork+exec'd ones, the gain in the killed child's teardown (p50 4.2
-        against 6.1 ms: most of its pages are still shared, so there is less to free), and a
-        refill costs ~0.1 s of CPU instead of an interpreter start (0.6-0.9 s).
+        (bench/restart_latency.py, 60 kills, one run each, not paired on a noisy machine):
+        kill -> RUNNING p50 14.2 ms on zygote spares against 16.1 ms on fork+exec'd ones, the
+        gain in the killed child's teardown (p50 4.2 against 6.1 ms: most of its pages are
+        still shared, so there is less to free; the same difference as measured, paired, before
+        the rehearsal existed), and a refill costs ~0.1 s of CPU instead of an interpreter start
+        (0.6-0.9 s).
         """
         await self._zygote_tried.wait()
         config = self._config
