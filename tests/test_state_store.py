@@ -241,6 +241,13 @@ def test_codec_round_trips_every_event_type(name):
     assert encode_event(back) == data
 
 
+def test_compile_plans_leaves_no_event_type_for_a_first_decode_to_compile():
+    from node.persistence.store import codec
+
+    assert codec.compile_plans() == len(EVENT_TYPES)
+    assert set(EVENT_TYPES.values()) <= set(codec._PLANS)  # a recovery's decode only looks them up
+
+
 def test_codec_keeps_precision_and_types():
     back = decode_event(encode_event(SAMPLES["OrderFilled"]))
     assert str(back.last_px) == "1.10005" and back.last_px.precision == 5

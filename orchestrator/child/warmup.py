@@ -75,15 +75,19 @@ def _first_uses() -> None:
     """What a module does once, on first use, that a restart would otherwise pay for.
 
     Every restart of a node with a state store is a recovery: it opens SQLite and rebuilds events
-    from the store. SQLite initialises itself on the first connection, and each event class
-    compiles its field checks on its first instance (``node.model.events.compile_field_checks``).
+    from the store. SQLite initialises itself on the first connection, each event class compiles
+    its field checks on its first instance (``node.model.events.compile_field_checks``), and the
+    store's decoder its plan per event type on its first decode (``codec.compile_plans``; the
+    rehearsal does not reach them all: a restored node decodes only its open orders).
     """
     import sqlite3
 
     from node.model.events import compile_field_checks
+    from node.persistence.store.codec import compile_plans
 
     sqlite3.connect(":memory:").close()
     compile_field_checks()
+    compile_plans()
 
 
 def warm_up() -> WarmUpReport:
