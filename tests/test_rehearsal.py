@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import tempfile
 
 import pytest
 
-from orchestrator.child.rehearsal import rehearse
+from orchestrator.child.rehearsal import DIR_PREFIX, rehearse
 
 
 @pytest.fixture
@@ -36,3 +39,18 @@ async def test_a_failed_rehearsal_is_reported_not_raised(own_tempdir):
     assert report.problem is not None and "FileNotFoundError" in report.problem
     assert not report.traded
     assert not missing.exists()
+
+
+@pytest.mark.trio
+async def test_a_rehearsal_removes_what_a_killed_one_left_and_nothing_of_a_live_one(own_tempdir):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process
+    orphan = own_tempdir / f"{DIR_PREFIX}{gone.pid}-x1"
+    live = own_tempdir / f"{DIR_PREFIX}{os.getpid()}-x2"  # a rehearsal of a live process
+    other = own_tempdir / "orch-rehearsal-notapid"
+    for path in (orphan, live, other):
+        path.mkdir()
+        (path / "state.sqlite").write_bytes(b"x")
+    report = await rehearse(0.05)
+    assert report.problem is None
+    assert sorted(own_tempdir.iterdir()) == sorted([live, other])

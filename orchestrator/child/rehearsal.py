@@ -16,7 +16,8 @@ What is rehearsed is what every restart does: a sandbox node with a state store 
 until its strategy has traded, and stops; a second node then opens the same store (the
 recovery: integrity check, load, restore, resend of what the parent has not acked) and runs
 until RUNNING. Its events go through a real :class:`EventOutbox`, acked as they are "sent". The
-files live in a temporary directory removed afterwards, and nothing of the two nodes survives
+files live in a temporary directory removed afterwards (and by the next rehearsal if its spare
+was killed meanwhile), and nothing of the two nodes survives
 them (two kernels in one process never see each other, so the node assigned later starts from
 nothing of theirs).
 
@@ -27,6 +28,8 @@ it is an optimisation, and a spare that skips it still serves, a little slower.
 from __future__ import annotations
 
 import gc
+import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -42,6 +45,9 @@ REHEARSAL_TIMEOUT_S = 3.0
 """Bound on the whole rehearsal; past it the spare says hello without it."""
 TRADE_WAIT_S = 1.0
 """How long the first node may take to fill an order before it is stopped anyway."""
+
+DIR_PREFIX = "orch-rehearsal-"
+"""A rehearsal's temporary directory is ``<tmp>/orch-rehearsal-<pid>-<random>``."""
 
 _INSTRUMENT = "EUR/USD.SIM"
 
@@ -86,7 +92,9 @@ async def rehearse(heartbeat_interval_s: float) -> RehearsalReport:
     traded = False
     problem: str | None = None
     try:
-        with tempfile.TemporaryDirectory(prefix="orch-rehearsal-", ignore_cleanup_errors=True) as work:
+        _remove_orphaned_dirs()
+        prefix = f"{DIR_PREFIX}{os.getpid()}-"
+        with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as work:
             with trio.move_on_after(REHEARSAL_TIMEOUT_S) as scope:
                 doc = rehearsal_doc(Path(work) / "state.sqlite")
                 traded, last_seq = await _run(doc, heartbeat_interval_s, 1, 0, until_traded=True)
@@ -139,6 +147,25 @@ async def _wait_for_fill(node: TradingNode) -> bool:
             await trio.sleep(0.005)
         return True
     return False
+
+
+def _remove_orphaned_dirs() -> None:
+    """Remove the directories of rehearsals whose process is gone (a spare killed mid-rehearsal).
+
+    A directory is named after its process's pid; one whose pid is alive (its rehearsal may be
+    running, or the pid was reused) is left alone.
+    """
+    root = Path(tempfile.gettempdir())
+    for path in root.glob(f"{DIR_PREFIX}*-*"):
+        pid_text = path.name[len(DIR_PREFIX) :].partition("-")[0]
+        if not pid_text.isdigit() or not path.is_dir():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # alive, but not ours to signal
 
 
 def _ignore(_message: str) -> None:
