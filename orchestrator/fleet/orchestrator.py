@@ -189,7 +189,7 @@ class Orchestrator:
         left = [slot for slot in self._slots.values() if not slot.exited.is_set()]
         if not left:
             return
-        log.warning("the orchestrator's run was cancelled: killing its %d children", len(left))
+        log.warning("the orchestrator's run ended with %d children alive: killing them", len(left))
         for slot in left:
             slot.process.kill()
         with trio.move_on_after(LEFTOVER_REAP_S):
