@@ -60,8 +60,8 @@ async def test_kill9_restarts_on_a_new_incarnation_and_events_keep_flowing(tmp_p
 
 
 async def test_the_spare_pool_refills_only_once_the_restarted_node_runs(tmp_path, running):
-    # A new spare is an interpreter importing everything: started during a restart, it would
-    # compete for the CPU with the spare recovering the node (see Orchestrator._refill_after_start).
+    # A new spare costs CPU (a fork and a rehearsal): started during a restart, it would compete
+    # with the spare recovering the node (see Orchestrator._refill_after_start).
     with trio.fail_after(TIMEOUT):
         orch = await running(fleet(tmp_path, node("a")))
         await orch.wait_for("a", NodeState.RUNNING)

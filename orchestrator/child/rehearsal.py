@@ -140,13 +140,17 @@ async def _run(
 
 
 async def _wait_for_fill(node: TradingNode) -> bool:
-    """Until the strategy holds a position (polled: the cache has no change notification)."""
-    cache = node.kernel.cache
+    """Until the strategy's first position event (a fill opened one), at most ``TRADE_WAIT_S``."""
+    filled = trio.Event()
+
+    def on_position(_event) -> None:
+        filled.set()
+
+    node.kernel.msgbus.subscribe("events.position.*", on_position)
     with trio.move_on_after(TRADE_WAIT_S):
-        while not cache.positions():
-            await trio.sleep(0.005)
-        return True
-    return False
+        await filled.wait()
+    node.kernel.msgbus.unsubscribe("events.position.*", on_position)
+    return filled.is_set()
 
 
 def _remove_orphaned_dirs() -> None:

@@ -3,8 +3,8 @@
 One trio task owns reading the node ROUTER (``_recv_loop``); any task may send on it (the
 TrioSocket re-check protocol keeps the reader awake). Child event frames are fanned out on
 the PUB socket *as received* (no re-encoding: the relay cost is ``codec.decode_relay``, which
-checks the envelope, every seq and the msgpack structure without decoding the events, a journal
-append, a publish and an ack), each PUB stream numbered so subscribers can see gaps; a slow
+checks the envelope, the first seq and the event count, and skips the events' msgpack in one C
+call without decoding them, a journal append, a publish and an ack), each PUB stream numbered so subscribers can see gaps; a slow
 subscriber never stalls a node (PUB drops at its high-water mark).
 
 Supervision is driven by events, never by polling: a crash is the child's pidfd becoming
