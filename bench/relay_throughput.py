@@ -102,12 +102,18 @@ def proc_cpu_s(pid: int | str) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def machine_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine."""
+def machine_cpu() -> tuple[int, int, int]:
+    """(busy, total, steal) jiffies of the whole machine.
+
+    Steal is time the hypervisor ran something else while one of this VM's CPUs had work: the
+    processes measured here were runnable and did not run. It comes in bursts, and a burst
+    during the latency window shows up as a latency tail no code of ours can remove.
+    """
     with open("/proc/stat") as fh:
         values = [int(v) for v in fh.readline().split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
+    steal = values[7] if len(values) > 7 else 0
+    return sum(values) - idle, sum(values), steal
 
 
 class CpuSampler:
@@ -117,7 +123,7 @@ class CpuSampler:
         self.pids = dict(pids)
         self._t0 = 0.0
         self._proc0: dict[str, float | None] = {}
-        self._machine0 = (0, 0)
+        self._machine0 = (0, 0, 0)
         self.result: dict = {}
 
     def start(self) -> None:
@@ -132,11 +138,12 @@ class CpuSampler:
             before, after = self._proc0.get(name), proc_cpu_s(pid)
             if before is not None and after is not None:
                 procs[name] = round(100 * (after - before) / elapsed)
-        busy0, total0 = self._machine0
-        busy1, total1 = machine_cpu()
+        busy0, total0, steal0 = self._machine0
+        busy1, total1, steal1 = machine_cpu()
         cores = os.cpu_count() or 1
         machine = 100 * cores * (busy1 - busy0) / max(1, total1 - total0)
-        self.result = {"procs": procs, "machine": round(machine), "cores": cores}
+        steal_ms = 1000 * (steal1 - steal0) / os.sysconf("SC_CLK_TCK")
+        self.result = {"procs": procs, "machine": round(machine), "cores": cores, "steal_ms": round(steal_ms)}
 
 
 # -- the messages -------------------------------------------------------------------------------
@@ -652,7 +659,8 @@ def cpu_text(cpu: dict) -> str:
         f"{name} {pct}%)" if name.startswith("(") else f"{name} {pct}%"
         for name, pct in cpu.get("procs", {}).items()
     )
-    return f"CPU: {procs}; machine {cpu.get('machine', '?')}% of {cpu.get('cores', '?')}00%"
+    steal = f", {cpu['steal_ms']} ms stolen by the hypervisor" if "steal_ms" in cpu else ""
+    return f"CPU: {procs}; machine {cpu.get('machine', '?')}% of {cpu.get('cores', '?')}00%{steal}"
 
 
 def print_table(rows: list[tuple[str, dict]], raw_rate: float) -> None:

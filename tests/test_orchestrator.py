@@ -67,6 +67,7 @@ async def test_the_spare_pool_refills_only_once_the_restarted_node_runs(tmp_path
         await orch.wait_for("a", NodeState.RUNNING)
         await orch.wait_until(lambda: orch.spares_ready == 1)
         spare = orch._children.spares[0]
+        assert orch.spare_pids == (spare.pid,)  # the next spare to be taken comes first
         os.kill(orch.node_status("a").pid, signal.SIGKILL)
         await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
         status = orch.node_status("a")
@@ -196,7 +197,7 @@ async def test_a_cancelled_run_kills_its_children_and_cleans_up_for_the_next_one
             await nursery.start(orch.run)
             await orch.wait_for("a", NodeState.RUNNING)
             await orch.wait_until(lambda: orch.spares_ready == 1)
-            pids = [orch.node_status("a").pid, orch._children.spares[0].pid]
+            pids = [orch.node_status("a").pid, *orch.spare_pids]
             nursery.cancel_scope.cancel()  # the host ends: no shutdown() first
         for pid in pids:  # killed and reaped, not left running until their parent timeout
             with pytest.raises(ProcessLookupError):

@@ -322,6 +322,11 @@ class Orchestrator:
     def spares_ready(self) -> int:
         return len(self._children.spares)
 
+    @property
+    def spare_pids(self) -> tuple[int, ...]:
+        """The pids of the ready spares, the next one to be taken first."""
+        return tuple(slot.pid for slot in self._children.spares)
+
     # -- slots and spares ------------------------------------------------------------------------
     def _on_new_child(self, slot: Slot) -> None:
         """A child the pool has just started: route its messages, watch its exit."""
