@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgpack
 import trio
 
 from orchestrator.fleet.config import NodeSpec, OrchestratorConfig
 from orchestrator.fleet.subscriber import EventSubscriber
+from orchestrator.journal import journal_path, read_journal
 from orchestrator.supervision.policy import RestartPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +65,33 @@ class Subscriber(EventSubscriber):
         return got
 
 
+def journaled(orch, node_id: str) -> list[list]:
+    """Every journaled event of ``node_id``: each record is one relayed evt frame, keyed by its last seq."""
+    events = []
+    for record in read_journal(journal_path(orch.runtime_dir, node_id)):
+        frame = msgpack.unpackb(record.payload, raw=False)
+        assert record.seq == frame["events"][-1][0]
+        events.extend(frame["events"])
+    return events
+
+
+def assert_complete(events: list[list]) -> None:
+    seqs = [e[0] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), "journal seqs are 1..N, no gap, no duplicate"
+
+
 async def wait_incarnation(orch, node_id: str, incarnation: int, state) -> None:
     status = orch.node_status(node_id)
     await orch.wait_until(lambda: status.incarnation >= incarnation and status.state is state)
 
 
-__all__ = ["Subscriber", "fast_node_doc", "fleet", "node", "wait_incarnation", "trio"]
+__all__ = [
+    "Subscriber",
+    "assert_complete",
+    "fast_node_doc",
+    "fleet",
+    "journaled",
+    "node",
+    "wait_incarnation",
+    "trio",
+]

@@ -10,11 +10,11 @@ import trio
 import zmq
 
 from orchestrator.fleet.orchestrator import Orchestrator
-from orchestrator.fleet.state import NodeState
+from orchestrator.fleet.state import NodeState, Transition
 from orchestrator.protocol import codec
 from orchestrator.protocol.limits import MAX_FRAME_BYTES
 from orchestrator.transport.trio_socket import TrioSocket
-from tests.fleet_support import Subscriber, fleet, node, wait_incarnation
+from tests.fleet_support import Subscriber, assert_complete, fleet, journaled, node, wait_incarnation
 
 pytestmark = pytest.mark.trio
 
@@ -78,15 +78,35 @@ async def test_the_spare_pool_refills_only_once_the_restarted_node_runs(tmp_path
         assert refill.process.started_at >= status.started_at, "the refill did not wait for the restart"
 
 
-async def test_a_hung_node_is_detected_by_heartbeat_and_replaced(tmp_path, running):
+async def test_a_hung_node_is_replaced_at_once_and_its_events_stay_exactly_once(tmp_path):
+    # Found hung, a child is SIGKILLed and its node assigned to a spare at once, without waiting
+    # for the kernel to finish off the old process (Orchestrator._on_hang): the new child's start
+    # overlaps that teardown and waits for the old one's state-store lock. Nothing may be lost
+    # or doubled across the overlap.
+    orch = Orchestrator(fleet(tmp_path, node("a")))
     with trio.fail_after(TIMEOUT):
-        orch = await running(fleet(tmp_path, node("a")))
-        await orch.wait_for("a", NodeState.RUNNING)
-        pid = orch.node_status("a").pid
-        os.kill(pid, signal.SIGSTOP)
-        await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
-        status = orch.node_status("a")
-        assert "heartbeat" in status.last_exit and status.pid != pid
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            sub = Subscriber(orch.event_endpoint)
+            await orch.wait_for("a", NodeState.RUNNING)
+            await orch.wait_until(lambda: orch.spares_ready == 1)
+            before = await sub.events_of("a", 3)
+            hung = orch._node_slot["a"]
+            os.kill(hung.pid, signal.SIGSTOP)
+            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+            status = orch.node_status("a")
+            assert status.pid != hung.pid and not status.cold_start
+            assert "heartbeat" in status.last_exit and "SIGKILL" in status.last_exit
+            await hung.exited.wait()
+            reassigned = [t for t, _old, tr, _new in status.history if tr is Transition.START][-1]
+            assert reassigned < hung.exit_seen_at, "the replacement waited for the hung child's exit"
+            after = await sub.events_of("a", 3)
+            await sub.aclose()
+            orch.shutdown()
+    assert after[0][0] > before[-1][0], "sequence numbers keep growing across the restart"
+    stored = journaled(orch, "a")
+    assert_complete(stored)
+    assert stored[-1][0] >= after[-1][0]
 
 
 async def test_transient_node_that_exits_cleanly_is_not_restarted(tmp_path, running):

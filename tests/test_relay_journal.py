@@ -14,26 +14,11 @@ from orchestrator.fleet.state import NodeState
 from orchestrator.journal import journal_path, read_journal
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.errors import ProtocolError
-from tests.fleet_support import Subscriber, fleet, node
+from tests.fleet_support import Subscriber, assert_complete, fleet, journaled, node
 
 pytestmark = pytest.mark.trio
 
 TIMEOUT = 60  # bounds a broken test on a loaded machine; never a speed assertion
-
-
-def journaled(orch: Orchestrator, node_id: str) -> list[list]:
-    """Every journaled event of ``node_id``: each record is one relayed evt frame, keyed by its last seq."""
-    events = []
-    for record in read_journal(journal_path(orch.runtime_dir, node_id)):
-        frame = msgpack.unpackb(record.payload, raw=False)
-        assert record.seq == frame["events"][-1][0]
-        events.extend(frame["events"])
-    return events
-
-
-def assert_complete(events: list[list]) -> None:
-    seqs = [e[0] for e in events]
-    assert seqs == list(range(1, len(seqs) + 1)), "journal seqs are 1..N, no gap, no duplicate"
 
 
 async def run_until(config, node_id: str, count: int) -> tuple[Orchestrator, list]:

@@ -9,7 +9,8 @@ subscriber never stalls a node (PUB drops at its high-water mark).
 
 Supervision is driven by events, never by polling: a crash is the child's pidfd becoming
 readable (``_watch_exit``), a hang is the HeartbeatMonitor's deadline passing (``_on_hang``
-sends SIGKILL; the exit then flows through the same path). What happens next is the node's
+sends SIGKILL and takes the same path at once, without waiting for the kernel to finish the
+process: see its docstring). What happens next is the node's
 RestartTracker's decision: restart on a warm spare (immediately, then with backoff), stop,
 or fail with a reason. Every state change of a node is also published as an event of the
 orchestrator itself (topic ``orchestrator``).
@@ -34,6 +35,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import signal
 import time
 
 import msgpack
@@ -55,11 +57,12 @@ from orchestrator.journal import (
     SequenceError,
     journal_path,
 )
+from orchestrator.process.exit_status import ExitStatus
 from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.codec import EvtBatch
 from orchestrator.protocol.errors import ProtocolError
-from orchestrator.supervision.exit_reason import ExitReason, Intent, classify_exit
+from orchestrator.supervision.exit_reason import ExitClassification, ExitReason, Intent, classify_exit
 from orchestrator.supervision.heartbeat import HeartbeatMonitor
 from orchestrator.supervision.policy import Action, RestartTracker
 from orchestrator.transport.errors import PeerUnreachableError
@@ -416,10 +419,25 @@ class Orchestrator:
 
     async def _watch_exit(self, slot: Slot) -> None:
         exit_status = await slot.process.wait()
+        slot.exit_seen_at = trio.current_time()
         slot.exited.set()
         self._slots.pop(slot.identity, None)
         self._children.discard(slot)
         node_id = slot.node_id
+        if (
+            node_id is not None
+            and self._node_slot.get(node_id) is not slot
+            and slot.intent is Intent.HANG_KILL
+        ):
+            # Found hung, killed and replaced at once (_on_hang): its node has moved on.
+            if exit_status.signal != signal.SIGKILL:
+                log.warning(
+                    "child %s of node %s, replaced as hung, had ended by itself: %s",
+                    slot.slot_id,
+                    node_id,
+                    exit_status.describe(),
+                )
+            return
         if node_id is None or self._node_slot.get(node_id) is not slot:
             if not slot.ready.is_set() and not self._closing:
                 # Died before its hello: a broken child program. Say so, and do not spin.
@@ -433,20 +451,29 @@ class Orchestrator:
             if not self._closing:
                 self._children.refill()
             return
+        ending = classify_exit(exit_status, slot.intent, slot.note)
+        await self._after_exit(self._node_exited(slot, ending), ending.reason)
+
+    def _node_exited(self, slot: Slot, ending: ExitClassification) -> NodeStatus:
+        """``slot``'s child no longer runs its node: record how it ended; its status is returned."""
+        node_id = slot.node_id
         del self._node_slot[node_id]
         self._heartbeats.forget(node_id)
         status = self.nodes[node_id]
-        ending = classify_exit(exit_status, slot.intent, slot.note)
         status.last_exit = ending.text if slot.bye is None else f"{ending.text}: {slot.bye}"
         status.last_reason = ending.reason.value
         status.pid = None
+        return status
+
+    async def _after_exit(self, status: NodeStatus, reason: ExitReason) -> None:
+        """What follows a node's end: STOPPED, or EXITED and what its restart policy decides."""
         if status.state is NodeState.STOPPING:
             self._move(status, Transition.STOPPED, reason=status.last_exit)
             return
         self._move(status, Transition.EXITED, reason=status.last_exit)
         now = trio.current_time()
         uptime = 0.0 if status.started_at is None else now - status.started_at
-        decision = self._trackers[node_id].decide(ending.reason, now, uptime)
+        decision = self._trackers[status.node].decide(reason, now, uptime)
         if self._closing:
             self._move(status, Transition.STOP)
         elif decision.action is Action.RESTART:
@@ -466,6 +493,16 @@ class Orchestrator:
             self._move(status, Transition.STOP, reason=decision.why)
 
     def _on_hang(self, node_id: str) -> None:
+        """``node_id`` missed its heartbeat deadline: SIGKILL its child and replace it at once.
+
+        Why not wait for the exit, as after a crash: we sent the SIGKILL, so the child will never
+        run another instruction of its own; what is left is the kernel tearing down its memory,
+        ~4-6 ms on the project's machine, which the replacement's start overlaps. The one thing the
+        new child must not do before the old one is gone is take its state store: it waits for
+        the store's lock (``SqliteStateStore``, ``lock_timeout``), which the kernel releases with
+        the old process's files. Its frames still queued, if any, are journaled as before: the new
+        child resends from what the journal holds, and the journal drops what it already has.
+        """
         slot = self._node_slot.get(node_id)
         if slot is None or slot.exited.is_set():
             return
@@ -478,7 +515,10 @@ class Orchestrator:
         )
         slot.intent = Intent.HANG_KILL
         slot.note = f"did not {waited} within {timeout * 1000:.0f} ms"
-        slot.process.kill()
+        if not slot.process.kill():
+            return  # it had ended already: its exit watcher handles it as any exit
+        ending = classify_exit(ExitStatus(-signal.SIGKILL), slot.intent, slot.note)
+        self._nursery.start_soon(self._after_exit, self._node_exited(slot, ending), ending.reason)
 
     async def _end_slot(self, slot: Slot) -> None:
         """Stop the child in ``slot``: protocol stop, then signals (see stop_node)."""

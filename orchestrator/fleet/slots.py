@@ -28,6 +28,7 @@ class Slot:
     process: ChildProcess
     ready: trio.Event = field(default_factory=trio.Event)  # set when its hello arrived
     exited: trio.Event = field(default_factory=trio.Event)
+    exit_seen_at: float | None = None  # trio time its exit was seen (the process reaped)
     node_id: str | None = None
     incarnation: int = 0
     intent: Intent = Intent.NONE
