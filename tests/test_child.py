@@ -307,6 +307,66 @@ async def test_a_rehearsing_spare_cleans_up_and_its_node_starts_from_nothing_of_
     assert "REHEARSAL" not in repr(events)
 
 
+def prepare_file(path: Path, configs: dict) -> str:
+    """A ``prepare`` message file, as the orchestrator writes one for its spares."""
+    path.write_bytes(protocol.encode(protocol.prepare(configs)))
+    return str(path)
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("same_config", [True, False])
+async def test_a_spare_builds_the_prepared_nodes_and_an_assign_of_the_same_config_takes_one(
+    rundir, tmp_path, same_config
+):
+    doc = sandbox_doc()
+    prepared = {"doc": doc, "base_dir": str(CONFIGS)}
+    other = {"doc": sandbox_doc(seed=99), "base_dir": str(CONFIGS)}
+    path = prepare_file(tmp_path / "prepare.msgpack", {NODE: prepared, "n2": other})
+    with trio.fail_after(BOUND):
+        async with running_child(rundir, tmp_path, "--prepare", path) as parent:
+            spare = (await parent.command("c-status", "status"))["result"]["child"]
+            assert spare["prepared_nodes"] == 2 and spare["prepared"] is False  # built before hello
+            # A config that is not the prepared one must never run the prepared node.
+            assigned = doc if same_config else sandbox_doc(seed=7)
+            await parent.send(assign_msg(assigned))
+            await parent.expect("hb", lambda m: m["state"] == "RUNNING")
+            child = (await parent.command("c-status-2", "status"))["result"]["child"]
+            assert child["prepared"] is same_config
+            await parent.command("c-stop", "stop")
+            await parent.exited(ChildExit.OK)
+            assert "not prepared" not in parent.stderr()
+
+
+@pytest.mark.trio
+async def test_a_node_that_cannot_be_prepared_is_built_and_refused_at_its_assign(rundir, tmp_path):
+    bad = {"doc": sandbox_doc(rate=-1), "base_dir": str(CONFIGS)}
+    path = prepare_file(tmp_path / "prepare.msgpack", {NODE: bad})
+    with trio.fail_after(BOUND):
+        async with running_child(rundir, tmp_path, "--prepare", path) as parent:
+            spare = (await parent.command("c-status", "status"))["result"]["child"]
+            assert spare["prepared_nodes"] == 0
+            assert f"node {NODE!r} not prepared ahead" in parent.stderr()
+            await parent.send(assign_msg(bad["doc"]))
+            refused = await parent.expect("error")
+            assert refused["code"] == "config" and "data_clients[0].rate" in refused["message"]
+            await parent.exited(ChildExit.CONFIG)
+
+
+@pytest.mark.trio
+async def test_a_prepare_file_that_cannot_be_read_leaves_the_spare_serving(rundir, tmp_path):
+    garbage = tmp_path / "prepare.msgpack"
+    garbage.write_bytes(b"\xc1 not msgpack")
+    with trio.fail_after(BOUND):
+        async with running_child(rundir, tmp_path, "--prepare", str(garbage)) as parent:
+            assert "no node prepared ahead: cannot read" in parent.stderr()
+            await parent.send(assign_msg(sandbox_doc()))
+            await parent.expect("hb", lambda m: m["state"] == "RUNNING")
+            child = (await parent.command("c-status", "status"))["result"]["child"]
+            assert child["prepared"] is False
+            await parent.command("c-stop", "stop")
+            await parent.exited(ChildExit.OK)
+
+
 @pytest.mark.trio
 async def test_bad_config_in_assign_exits_config_naming_the_key(rundir, tmp_path):
     with trio.fail_after(BOUND):

@@ -142,6 +142,28 @@ def test_unknown_factory_fails_build_and_disposes_the_node():
     assert node.state is NodeState.DISPOSED
 
 
+def test_components_built_ahead_are_kept_by_build_and_once_only():
+    node = TradingNode(sandbox_config())
+    node.build_components()
+    clients = [*node.data_clients, *node.exec_clients]
+    assert clients and node.state is NodeState.CREATED  # built ahead, not yet BUILT
+    with pytest.raises(NodeStateError, match="built already"):
+        node.build_components()
+    node.build()
+    assert node.state is NodeState.BUILT
+    assert [*node.data_clients, *node.exec_clients] == clients  # build() made no second set
+    with pytest.raises(NodeAlreadyBuilt):
+        node.build_components()
+    node.dispose()
+
+
+def test_a_failing_factory_ahead_of_build_disposes_the_node():
+    node = TradingNode(sandbox_config(data_clients=[ClientSpec("nope", "X")]))
+    with pytest.raises(UnknownClientFactory, match="no data client factory named 'nope'"):
+        node.build_components()
+    assert node.state is NodeState.DISPOSED
+
+
 def test_backtest_environment_is_refused():
     with pytest.raises(ValueError, match="sandbox' or 'live'"):
         TradingNodeConfig(environment=Environment.BACKTEST)

@@ -11,7 +11,7 @@ import threading
 import pytest
 import trio
 
-from orchestrator.fleet.orchestrator import Orchestrator
+from orchestrator.fleet.orchestrator import PREPARE_FILE, Orchestrator
 from orchestrator.fleet.state import NodeState
 from orchestrator.fleet.zygote import Zygote
 from orchestrator.process.pdeathsig import become_child_subreaper
@@ -52,8 +52,8 @@ async def test_a_child_needed_at_once_is_forked_by_the_zygote_and_adopted_by_the
     assert orch.clean_shutdown
 
 
-async def test_spares_are_forked_by_the_zygote_rehearse_and_restarts_take_them(tmp_path):
-    orch = Orchestrator(fleet(tmp_path, node("a")))
+async def test_spares_are_forked_by_the_zygote_rehearse_prepare_and_restarts_take_them(tmp_path):
+    orch = Orchestrator(fleet(tmp_path, node("a"), node("b", seed=2)))
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
@@ -69,8 +69,14 @@ async def test_spares_are_forked_by_the_zygote_rehearse_and_restarts_take_them(t
             assert status.pid == spare.pid and not status.cold_start
             child = (await orch.command("a", "status"))["child"]
             assert child["rehearsal_ms"] > 0 and child["late_imports"] == []
+            # Built ahead from the fleet's prepare file (orchestrator.child.prepared) and taken
+            # by the assign, whose config is the very one the spare prepared it from.
+            assert child["prepared"] is True
+            prepare_file = orch.runtime_dir / PREPARE_FILE
+            assert prepare_file.stat().st_mode & 0o777 == 0o600
             orch.shutdown()
     assert orch.clean_shutdown
+    assert not prepare_file.exists()
 
 
 async def test_a_killed_zygote_is_replaced_and_the_nodes_are_unaffected(tmp_path):

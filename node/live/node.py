@@ -140,6 +140,7 @@ class TradingNode:
         self._stop_pending = False
         self._stopped_async: anyio.Event | None = None
         self._stopped_thread = threading.Event()
+        self._components_built = False  # build_components() ran
         self._startup_scope: anyio.CancelScope | None = None
         self._streams_scope: anyio.CancelScope | None = None
         self._stream_scope: anyio.CancelScope | None = None
@@ -237,12 +238,34 @@ class TradingNode:
 
     # -- build ----------------------------------------------------------------------------------
 
+    def build_components(self) -> None:
+        """Create the clients and the strategies now, ahead of :meth:`build`: no I/O, no state.
+
+        For a host that knows the configs of the nodes it may be asked to run before it knows
+        which one (a warm spare): ``build()`` then only opens the state store, if any, and
+        finishes. Once, while CREATED; a failure disposes the node, as in ``build()``.
+        """
+        if not self._fsm.can(NodeTrigger.BUILD):
+            self._fsm.trigger(NodeTrigger.BUILD)  # raises the specific refusal
+        if self._components_built:
+            raise NodeStateError(f"node '{self.node_id}': its components are built already; call build()")
+        try:
+            self._build()
+        except BaseException:
+            self._dispose_now("build failed")
+            raise
+        self._components_built = True
+
     def build(self) -> None:
-        """Create the clients from the registered factories and the strategies from the config."""
+        """Create the clients from the registered factories and the strategies from the config.
+
+        (Unless :meth:`build_components` did already.) With a state store: open it and restore.
+        """
         if not self._fsm.can(NodeTrigger.BUILD):
             self._fsm.trigger(NodeTrigger.BUILD)  # raises the specific refusal
         try:
-            self._build()
+            if not self._components_built:
+                self._build()
             if self.config.state is not None:
                 self._open_state(self.config.state)
         except BaseException:

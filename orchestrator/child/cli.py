@@ -31,6 +31,7 @@ class ChildOptions:
     log_max_bytes: int = DEFAULT_MAX_BYTES
     log_backups: int = DEFAULT_BACKUPS
     rehearse: bool = False  # run a throwaway node before hello (``rehearsal``): for spares
+    prepare: str | None = None  # a ``prepare`` message file: build its nodes before hello (``prepared``)
 
 
 def _seconds(text: str) -> float:
@@ -104,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="before hello, run a throwaway sandbox node through a trade and a recovery, so that the "
         "assigned node starts faster (~60 ms more before hello; the parent asks it of warm spares)",
     )
+    parser.add_argument(
+        "--prepare",
+        metavar="FILE",
+        help="before hello, build ahead each node of FILE (a msgpack 'prepare' message: node id -> "
+        "assign.config); an assign with one of those configs then starts faster (the parent writes "
+        "FILE in its runtime dir and passes it to warm spares)",
+    )
     return parser
 
 
@@ -123,6 +131,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ChildOptions:
         log_max_bytes=ns.log_max_bytes,
         log_backups=max(0, ns.log_backups),
         rehearse=ns.rehearse,
+        prepare=ns.prepare,
     )
 
 

@@ -122,7 +122,8 @@ async def _run(
         outbox.ack(outbox.sent_seq)  # what a parent does once it has journaled the frame
 
     node = TradingNode(config, stream_sink=outbox)
-    node.build()
+    node.build_components()  # as a spare prepares a node (orchestrator.child.prepared), then
+    node.build()  # as an assign finishes it
     traded = False
     try:
         async with trio.open_nursery() as nursery:

@@ -72,6 +72,7 @@ from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog, pnl_mic
 from orchestrator.child.log import ChildLog
 from orchestrator.child.logfile import NodeLogFile
 from orchestrator.child.outbox import EventOutbox, InvalidAck
+from orchestrator.child.prepared import PreparedNodes
 from orchestrator.child.rehearsal import RehearsalReport, rehearse
 from orchestrator.child.replies import ReplyCache
 from orchestrator.child.resend import StateBehindJournal, resend_unacked
@@ -146,6 +147,7 @@ class ChildSession:
         self._log = log
         self._warmup_s = warmup_s
         self._rehearsal: RehearsalReport | None = None
+        self._prepared = PreparedNodes(options.heartbeat_interval_s, log.write)
         self._modules_at_hello = frozenset(sys.modules)
         self._control_in, self._control_out = trio.open_memory_channel(math.inf)
         self._watchdog = ParentWatchdog(options.parent_timeout_s)
@@ -174,6 +176,8 @@ class ChildSession:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self._watch_signals)
+            if self._options.prepare is not None:  # before the rehearsal: its gc.freeze keeps them
+                self._prepared.prepare_file(self._options.prepare)
             if self._options.rehearse:  # a signal meanwhile is a control item, handled as a spare's
                 await self._rehearse()
             await self._send(hello(self._options.slot, os.getpid(), True))
@@ -209,8 +213,13 @@ class ChildSession:
         """Build the node, run it until it ends, and say how it ended."""
         name = assignment.node
         self._open_node_log(name)
+        prepared = self._prepared.take(name, assignment.config)  # built ahead (see prepared)
         try:
-            config = node_config(assignment.config, self._options.heartbeat_interval_s)
+            config = (
+                prepared[0]
+                if prepared
+                else node_config(assignment.config, self._options.heartbeat_interval_s)
+            )
         except ConfigError as exc:
             return config_ending(name, exc)
         outbox = EventOutbox(
@@ -223,7 +232,11 @@ class ChildSession:
         )
         try:
             # The outbox itself, not outbox.sink: it is a RecordSink (one list per event; see outbox).
-            node = TradingNode(config, stream_sink=outbox)
+            if prepared:
+                node = prepared[1]
+                node.set_stream_sink(outbox)
+            else:
+                node = TradingNode(config, stream_sink=outbox)
             node.build()  # with a state store: start = recovery (node.live.recovery)
         except Exception as exc:
             if is_config_problem(exc):
@@ -253,10 +266,19 @@ class ChildSession:
             if resent:
                 self._log.write(f"resending {resent} events the parent had not journaled")
         self._nursery.start_soon(self._send_heartbeats, pacer, node)
+        self._nursery.start_soon(self._discard_prepared, node)
         node.kernel.msgbus.subscribe(NODE_TOPIC, partial(self._announce_state, pacer, node))
         async with trio.open_nursery() as node_nursery:
             node_nursery.start_soon(self._run_node, node)
             return await self._supervise(node)
+
+    async def _discard_prepared(self, node: TradingNode) -> None:
+        """The nodes prepared for others go once ``node`` runs (or ends): not on its start's path."""
+        try:
+            await node.wait_for_state(NodeState.RUNNING, NodeState.STOPPING, NodeState.STOPPED)
+        except NodeStateError:
+            pass  # disposed already
+        self._prepared.discard()
 
     def _open_node_log(self, name: str) -> None:
         """From now on this process's output is the node's log (see ``logfile``), rotated by size."""
@@ -345,6 +367,7 @@ class ChildSession:
     async def _finish(self, ending: Ending) -> None:
         self._phase = ENDING
         self._ending = ending
+        self._prepared.discard()
         level = "exiting" if ending.code is ChildExit.OK else "exiting on error"
         self._log.write(f"{level}: {ending.code.name} ({int(ending.code)}): {ending.reason}")
         lost = ending.code is ChildExit.PARENT_LOST
@@ -588,6 +611,8 @@ class ChildSession:
             "incarnation": assignment.incarnation if assignment else None,
             "warmup_ms": round(self._warmup_s * 1000, 3),
             "rehearsal_ms": None if self._rehearsal is None else round(self._rehearsal.seconds * 1000, 3),
+            "prepared_nodes": len(self._prepared),  # built ahead and not used (yet)
+            "prepared": self._prepared.used,  # the assigned node was built ahead
             "late_imports": sorted(set(sys.modules) - self._modules_at_hello),
             "parent_heartbeats": self._watchdog.beats,
             "malformed_frames": self.malformed_frames,

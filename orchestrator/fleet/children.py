@@ -58,10 +58,16 @@ class ChildPool:
         self._zygote_tried = trio.Event()  # the first zygote is ready, or could not be started
         self._slot_ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
+        self._prepare_path: Path | None = None
 
-    def start(self, nursery: trio.Nursery) -> None:
-        """Start the zygote (if configured) and fill the pool, in the background."""
+    def start(self, nursery: trio.Nursery, prepare_path: Path | None = None) -> None:
+        """Start the zygote (if configured) and fill the pool, in the background.
+
+        ``prepare_path``: the fleet's ``prepare`` file, passed to every spare (see
+        ``orchestrator.child.prepared``); None: spares prepare nothing.
+        """
         self._nursery = nursery
+        self._prepare_path = prepare_path
         if self._config.zygote:
             nursery.start_soon(self._keep_zygote)
         else:
@@ -166,6 +172,7 @@ class ChildPool:
             log_max_bytes=config.log_max_bytes,
             log_backups=config.log_backups,
             rehearse=spare,  # a child needed now starts at once
+            prepare=self._prepare_path if spare else None,
         )
         slot_id = f"s{next(self._slot_ids)}"
         slot = None

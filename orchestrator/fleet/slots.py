@@ -53,6 +53,7 @@ def child_argv(
     log_max_bytes: int | None = None,
     log_backups: int | None = None,
     rehearse: bool = False,
+    prepare: Path | None = None,
 ) -> list:
     # With node_log_dir the child moves its output to <node_log_dir>/<node>.log once assigned,
     # rotated by size as the fleet file says (None: the child's defaults).
@@ -63,6 +64,8 @@ def child_argv(
         extra += ["--log-backups", str(log_backups)]
     if rehearse:
         extra.append("--rehearse")
+    if prepare is not None:
+        extra += ["--prepare", str(prepare)]
     return [
         python or sys.executable,
         "-m",
@@ -92,10 +95,12 @@ async def start_slot(
     log_backups: int | None = None,
     zygote: Zygote | None = None,
     rehearse: bool = False,
+    prepare: Path | None = None,
 ) -> Slot:
     """Start one child, output to its log, in its own session: forked by ``zygote`` if given, else
     by fork+exec from the trio thread. ``rehearse``: the child rehearses a node before its hello
-    (``orchestrator.child.rehearsal``). Raises ``ZygoteError`` if the zygote cannot fork it."""
+    (``orchestrator.child.rehearsal``); ``prepare``: it builds ahead the nodes of that file
+    (``orchestrator.child.prepared``). Raises ``ZygoteError`` if the zygote cannot fork it."""
     log = log_dir / f"{slot_id}.log"
     argv = child_argv(
         python,
@@ -107,6 +112,7 @@ async def start_slot(
         log_max_bytes,
         log_backups,
         rehearse,
+        prepare,
     )
     if zygote is not None:
         process = await zygote.fork(argv[3:], log)  # what follows "python -m orchestrator.child"

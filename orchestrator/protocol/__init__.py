@@ -13,7 +13,20 @@ from . import kinds
 from .codec import EvtBatch, decode, decode_relay, encode
 from .errors import ERROR_CODES, ProtocolError
 from .limits import MAX_FRAME_BYTES, PROTOCOL_VERSION
-from .messages import ack, assign, bye, cmd, error, error_from, evt, hb, hello, reply_error, reply_ok
+from .messages import (
+    ack,
+    assign,
+    bye,
+    cmd,
+    error,
+    error_from,
+    evt,
+    hb,
+    hello,
+    prepare,
+    reply_error,
+    reply_ok,
+)
 from .schema import validate
 
 __all__ = [
@@ -35,6 +48,7 @@ __all__ = [
     "hb",
     "hello",
     "kinds",
+    "prepare",
     "reply_error",
     "reply_ok",
     "validate",

@@ -2,6 +2,7 @@
 
 HELLO = "hello"
 ASSIGN = "assign"
+PREPARE = "prepare"
 CMD = "cmd"
 REPLY = "reply"
 EVT = "evt"
@@ -10,4 +11,4 @@ HB = "hb"
 BYE = "bye"
 ERROR = "error"
 
-KINDS = frozenset({HELLO, ASSIGN, CMD, REPLY, EVT, ACK, HB, BYE, ERROR})
+KINDS = frozenset({HELLO, ASSIGN, PREPARE, CMD, REPLY, EVT, ACK, HB, BYE, ERROR})

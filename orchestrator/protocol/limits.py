@@ -10,3 +10,6 @@ PROTOCOL_VERSION = 1
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 """Largest msgpack frame either side will encode, decode or accept on a socket (4 MiB)."""
+
+MAX_PREPARED_NODES = 32
+"""A ``prepare`` names at most this many nodes (a spare builds each ahead: ~2 ms of CPU, ~45 KB)."""

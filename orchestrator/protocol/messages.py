@@ -38,6 +38,11 @@ def assign(node: str, incarnation: int, config: Mapping, resume_after: int) -> d
     }
 
 
+def prepare(nodes: Mapping[str, Mapping]) -> dict:
+    """Parent -> spare: the configs (each as ``assign.config``) of nodes it may be assigned."""
+    return {"k": kinds.PREPARE, "v": V, "nodes": dict(nodes)}
+
+
 def cmd(id: str, node: str, name: str, args: Mapping) -> dict:
     """Parent -> child: run command ``name``; the reply carries the same ``id``."""
     return {"k": kinds.CMD, "v": V, "id": id, "node": node, "name": name, "args": args}

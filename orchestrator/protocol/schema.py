@@ -7,9 +7,9 @@ Rules every kind obeys:
   ``invalid_field`` errors (a typo on one side must not be silently ignored by the other);
 - types are strict: ``type(x) is int`` so ``True`` is not an int, ``1.0`` is not an int and ``1``
   is not a bool; identifiers (slot, node, id, name) must be non-empty strings;
-- payloads the orchestrator does not interpret (``assign.config``, ``cmd.args``, each event's
-  ``data``, ``reply.result``) are checked only for their outer type: they are passed through as
-  whatever msgpack produced.
+- payloads the orchestrator does not interpret (``assign.config``, each of ``prepare.nodes``,
+  ``cmd.args``, each event's ``data``, ``reply.result``) are checked only for their outer type:
+  they are passed through as whatever msgpack produced.
 
 Checks are written as plain ``type(x) is T`` comparisons on purpose: every subscriber validates
 every ``evt`` batch it receives (the relay itself only checks envelopes and seqs, see
@@ -156,6 +156,14 @@ def _check_counters(msg: dict) -> None:
             raise _invalid(f"hb.counters[{key!r}]", "int", value)
 
 
+def _check_prepared_nodes(msg: dict) -> None:
+    for node, config in msg["nodes"].items():
+        if type(node) is not str or not node:
+            raise _invalid("prepare.nodes key", "non-empty str (a node id)", node)
+        if type(config) is not dict:
+            raise _invalid(f"prepare.nodes[{node!r}]", "map (as assign.config)", config)
+
+
 _REPLY_ERROR = _str("error")
 
 
@@ -211,6 +219,7 @@ _SPECS: MappingProxyType[str, _Kind] = MappingProxyType(
             _kind(
                 kinds.ASSIGN, _ident("node"), _int("incarnation", 1), _map("config"), _int("resume_after", 0)
             ),
+            _kind(kinds.PREPARE, _map("nodes"), extra_check=_check_prepared_nodes),
             _kind(kinds.CMD, _ident("id"), _ident("node"), _ident("name"), _map("args")),
             _reply_kind(),
             _kind(
