@@ -544,6 +544,47 @@ def test_same_file_cannot_be_opened_twice(store):
     SqliteStateStore(store.path).close()  # closing releases it
 
 
+HOLD_STORE = """
+import sys
+from node.persistence.store import SqliteStateStore
+store = SqliteStateStore(sys.argv[1])
+with store.transaction() as tx:
+    tx.set_counter("held", 7)
+print("ready", flush=True)
+sys.stdin.read()  # hold it until killed
+"""
+
+
+def test_a_store_held_by_another_process_is_refused_then_taken_once_that_process_dies(tmp_path):
+    path = tmp_path / "held.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_STORE, str(path)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "ready\n"
+        with pytest.raises(StateStoreLockedError, match=str(path)):
+            SqliteStateStore(path, lock_timeout=0.1)
+        # A node restarted while the kernel still tears down the process it replaces waits for
+        # that process's lock, and takes the store with what that process committed.
+        opened: list = []
+        waiter = threading.Thread(
+            target=lambda: opened.append(SqliteStateStore(path, lock_timeout=60)), daemon=True
+        )
+        waiter.start()
+        holder.kill()
+        waiter.join(30)
+        assert not waiter.is_alive() and opened, "the store was not taken once its holder died"
+        with opened[0] as store:
+            assert store.load().counters == {"held": 7}
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_closed_store_refuses_work(store):
     store.close()
     store.close()  # idempotent
