@@ -135,10 +135,11 @@ def test_factories_are_per_node_and_registered_before_build():
     b.dispose()
 
 
-def test_unknown_factory_fails_build_and_disposes_the_node():
+@pytest.mark.parametrize("step", ["build", "build_components"])
+def test_unknown_factory_fails_build_and_disposes_the_node(step):
     node = TradingNode(sandbox_config(data_clients=[ClientSpec("nope", "X")]))
     with pytest.raises(UnknownClientFactory, match="no data client factory named 'nope'"):
-        node.build()
+        getattr(node, step)()
     assert node.state is NodeState.DISPOSED
 
 
@@ -155,13 +156,6 @@ def test_components_built_ahead_are_kept_by_build_and_once_only():
     with pytest.raises(NodeAlreadyBuilt):
         node.build_components()
     node.dispose()
-
-
-def test_a_failing_factory_ahead_of_build_disposes_the_node():
-    node = TradingNode(sandbox_config(data_clients=[ClientSpec("nope", "X")]))
-    with pytest.raises(UnknownClientFactory, match="no data client factory named 'nope'"):
-        node.build_components()
-    assert node.state is NodeState.DISPOSED
 
 
 def test_backtest_environment_is_refused():
