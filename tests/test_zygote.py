@@ -11,7 +11,8 @@ import threading
 import pytest
 import trio
 
-from orchestrator.fleet.orchestrator import PREPARE_FILE, Orchestrator
+from orchestrator.fleet.orchestrator import Orchestrator
+from orchestrator.fleet.prepare_file import PREPARE_FILE
 from orchestrator.fleet.state import NodeState
 from orchestrator.fleet.zygote import Zygote
 from orchestrator.process.pdeathsig import become_child_subreaper

@@ -4,9 +4,9 @@ Why: parsing a node's config, constructing the node and creating its clients and
 (``TradingNode.build_components``) took ~1.8 ms of a restart's ~10 ms of child work in
 bench/restart_latency.py (3 nodes on 2 cores), and none of it depends on the node's state or
 incarnation. So the parent writes, once, a ``prepare`` message with the config of each node of
-the fleet (each exactly as an ``assign`` carries it) to a file in its runtime dir, and gives its
-path to each spare (``--prepare``), which builds them all before its hello: a spare that is ready
-has prepared. An ``assign`` whose config is equal to a prepared one takes that node; what is left
+the fleet (each exactly as an ``assign`` carries it) to a file in its runtime dir
+(``orchestrator.fleet.prepare_file``), and gives its path to each spare (``--prepare``), which
+builds them all before its hello: a spare that is ready has prepared. An ``assign`` whose config is equal to a prepared one takes that node; what is left
 for it is the state store (open, check, restore) and the start. The others are disposed of once
 the assigned node runs, off the restart's critical path.
 

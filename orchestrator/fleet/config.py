@@ -122,6 +122,10 @@ class OrchestratorConfig:
         state = {"path": str(state_path(self.runtime_dir, spec.node_id)), "synchronous": self.node_state}
         return {**spec.doc, "state": state}
 
+    def assign_config(self, spec: NodeSpec) -> dict:
+        """The node's ``assign.config``: its document as assigned and where its paths are resolved."""
+        return {"doc": self.node_doc(spec), "base_dir": str(spec.base_dir)}
+
     def node(self, node_id: str) -> NodeSpec:
         for spec in self.nodes:
             if spec.node_id == node_id:

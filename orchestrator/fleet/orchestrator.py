@@ -37,14 +37,14 @@ import logging
 import os
 import signal
 import time
-from pathlib import Path
 
 import msgpack
 import trio
 import zmq
 
 from orchestrator.fleet.children import ChildPool
-from orchestrator.fleet.config import NodeSpec, OrchestratorConfig
+from orchestrator.fleet.config import OrchestratorConfig
+from orchestrator.fleet.prepare_file import remove_prepare_file, write_prepare_file
 from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
@@ -63,7 +63,6 @@ from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.codec import EvtBatch
 from orchestrator.protocol.errors import ProtocolError
-from orchestrator.protocol.limits import MAX_FRAME_BYTES, MAX_PREPARED_NODES
 from orchestrator.supervision.exit_reason import ExitClassification, ExitReason, Intent, classify_exit
 from orchestrator.supervision.heartbeat import HeartbeatMonitor
 from orchestrator.supervision.policy import Action, RestartTracker
@@ -76,8 +75,6 @@ from orchestrator.transport.trio_socket import TrioSocket
 
 log = logging.getLogger("orchestrator")
 
-PREPARE_FILE = "prepare.msgpack"
-"""In the runtime dir: the node configs every spare builds ahead (``_write_prepare_file``)."""
 LEFTOVER_REAP_S = 2.0
 """How long a cancelled run waits for the children it killed to be reaped."""
 
@@ -161,8 +158,7 @@ class Orchestrator:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                prepare_path = self._write_prepare_file()
-                self._children.start(nursery, prepare_path)
+                self._children.start(nursery, write_prepare_file(self.config, self.runtime_dir))
                 nursery.start_soon(self._recv_loop)
                 nursery.start_soon(self._sync_journals)
                 nursery.start_soon(self._parent_heartbeats)
@@ -185,7 +181,7 @@ class Orchestrator:
             ctx.term()
             remove_ipc_file(self.node_endpoint)
             remove_ipc_file(self.event_endpoint)
-            (self.runtime_dir / PREPARE_FILE).unlink(missing_ok=True)
+            remove_prepare_file(self.runtime_dir)
         return bool(self.clean_shutdown)
 
     async def _kill_leftover_children(self) -> None:
@@ -397,36 +393,11 @@ class Orchestrator:
         self._announce(status, cold=cold)
         self._nursery.start_soon(self._refill_after_start, status, status.incarnation)
         await self._send(
-            slot, messages.assign(status.node, status.incarnation, self._assign_config(spec), status.last_seq)
+            slot,
+            messages.assign(
+                status.node, status.incarnation, self.config.assign_config(spec), status.last_seq
+            ),
         )
-
-    def _assign_config(self, spec: NodeSpec) -> dict:
-        """A node's ``assign.config``; also what spares prepare it from (``_write_prepare_file``)."""
-        return {"doc": self.config.node_doc(spec), "base_dir": str(spec.base_dir)}
-
-    def _write_prepare_file(self) -> Path | None:
-        """Write the fleet's node configs for the spares to build ahead; its path, or None.
-
-        One ``prepare`` message (node id -> ``assign.config``, see ``orchestrator.child.prepared``)
-        in ``<runtime_dir>/prepare.msgpack``, mode 0600, written once: the configs do not change
-        while the orchestrator runs. Each spare reads it before its hello (``--prepare``), so a
-        spare that is ready has also prepared. Not written for a fleet whose configs would fill
-        a good part of a frame (never in practice): spares then build at assign, as before.
-        """
-        specs = self.config.nodes[:MAX_PREPARED_NODES]
-        if not specs:
-            return None
-        frame = codec.encode(messages.prepare({spec.node_id: self._assign_config(spec) for spec in specs}))
-        if len(frame) > MAX_FRAME_BYTES // 4:
-            log.info("the fleet's configs are too large to prepare spares with (%d bytes)", len(frame))
-            return None
-        path = self.runtime_dir / PREPARE_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, frame)
-        finally:
-            os.close(fd)
-        return path
 
     def _move(self, status: NodeStatus, transition: Transition, **extra) -> None:
         status.apply(transition, trio.current_time())

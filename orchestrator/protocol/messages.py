@@ -39,7 +39,11 @@ def assign(node: str, incarnation: int, config: Mapping, resume_after: int) -> d
 
 
 def prepare(nodes: Mapping[str, Mapping]) -> dict:
-    """Parent -> spare: the configs (each as ``assign.config``) of nodes it may be assigned."""
+    """Parent -> spare: the configs (each as ``assign.config``) of the nodes it may be assigned.
+
+    Not sent on the socket: the parent writes it once to a file that each spare reads before its
+    hello (``--prepare``; ``orchestrator.child.prepared``), validated like any message.
+    """
     return {"k": kinds.PREPARE, "v": V, "nodes": dict(nodes)}
 
 
