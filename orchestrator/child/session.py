@@ -266,18 +266,13 @@ class ChildSession:
             if resent:
                 self._log.write(f"resending {resent} events the parent had not journaled")
         self._nursery.start_soon(self._send_heartbeats, pacer, node)
-        self._nursery.start_soon(self._discard_prepared, node)
         node.kernel.msgbus.subscribe(NODE_TOPIC, partial(self._announce_state, pacer, node))
         async with trio.open_nursery() as node_nursery:
             node_nursery.start_soon(self._run_node, node)
             return await self._supervise(node)
 
-    async def _discard_prepared(self, node: TradingNode) -> None:
-        """The nodes prepared for others go once ``node`` runs (or ends): not on its start's path."""
-        try:
-            await node.wait_for_state(NodeState.RUNNING, NodeState.STOPPING, NodeState.STOPPED)
-        except NodeStateError:
-            pass  # disposed already
+    async def _discard_prepared(self) -> None:
+        """The nodes prepared for others go once the assigned one runs: not on its start's path."""
         self._prepared.discard()
 
     def _open_node_log(self, name: str) -> None:
@@ -431,6 +426,8 @@ class ChildSession:
             pacer.sent(ts)
         else:
             pacer.due_now(ts)
+        if change.state is NodeState.RUNNING and len(self._prepared):
+            self._nursery.start_soon(self._discard_prepared)  # after this heartbeat, not before it
 
     # -- sending ----------------------------------------------------------------------------------
 
