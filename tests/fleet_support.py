@@ -9,6 +9,7 @@ import msgpack
 import trio
 
 from orchestrator.fleet.config import NodeSpec, OrchestratorConfig
+from orchestrator.fleet.state import NodeState
 from orchestrator.fleet.subscriber import EventSubscriber
 from orchestrator.journal import journal_path, read_journal
 from orchestrator.supervision.policy import RestartPolicy
@@ -80,6 +81,13 @@ def assert_complete(events: list[list]) -> None:
     assert seqs == list(range(1, len(seqs) + 1)), "journal seqs are 1..N, no gap, no duplicate"
 
 
+async def fleet_ready(orch, *node_ids: str) -> None:
+    """Until each of ``node_ids`` is RUNNING and the spare pool is full."""
+    for node_id in node_ids:
+        await orch.wait_for(node_id, NodeState.RUNNING)
+    await orch.wait_until(lambda: orch.spares_ready == orch.config.spares)
+
+
 async def wait_incarnation(orch, node_id: str, incarnation: int, state) -> None:
     status = orch.node_status(node_id)
     await orch.wait_until(lambda: status.incarnation >= incarnation and status.state is state)
@@ -90,6 +98,7 @@ __all__ = [
     "assert_complete",
     "fast_node_doc",
     "fleet",
+    "fleet_ready",
     "journaled",
     "node",
     "wait_incarnation",

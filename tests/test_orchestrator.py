@@ -14,7 +14,15 @@ from orchestrator.fleet.state import NodeState, Transition
 from orchestrator.protocol import codec
 from orchestrator.protocol.limits import MAX_FRAME_BYTES
 from orchestrator.transport.trio_socket import TrioSocket
-from tests.fleet_support import Subscriber, assert_complete, fleet, journaled, node, wait_incarnation
+from tests.fleet_support import (
+    Subscriber,
+    assert_complete,
+    fleet,
+    fleet_ready,
+    journaled,
+    node,
+    wait_incarnation,
+)
 
 pytestmark = pytest.mark.trio
 
@@ -64,8 +72,7 @@ async def test_the_spare_pool_refills_only_once_the_restarted_node_runs(tmp_path
     # with the spare recovering the node (see Orchestrator._refill_after_start).
     with trio.fail_after(TIMEOUT):
         orch = await running(fleet(tmp_path, node("a")))
-        await orch.wait_for("a", NodeState.RUNNING)
-        await orch.wait_until(lambda: orch.spares_ready == 1)
+        await fleet_ready(orch, "a")
         spare = orch._children.spares[0]
         assert orch.spare_pids == (spare.pid,)  # the next spare to be taken comes first
         os.kill(orch.node_status("a").pid, signal.SIGKILL)
@@ -88,8 +95,7 @@ async def test_a_hung_node_is_replaced_at_once_and_its_events_stay_exactly_once(
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
             sub = Subscriber(orch.event_endpoint)
-            await orch.wait_for("a", NodeState.RUNNING)
-            await orch.wait_until(lambda: orch.spares_ready == 1)
+            await fleet_ready(orch, "a")
             before = await sub.events_of("a", 3)
             hung = orch._node_slot["a"]
             os.kill(hung.pid, signal.SIGSTOP)
@@ -215,8 +221,7 @@ async def test_a_cancelled_run_kills_its_children_and_cleans_up_for_the_next_one
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
-            await orch.wait_for("a", NodeState.RUNNING)
-            await orch.wait_until(lambda: orch.spares_ready == 1)
+            await fleet_ready(orch, "a")
             pids = [orch.node_status("a").pid, *orch.spare_pids]
             nursery.cancel_scope.cancel()  # the host ends: no shutdown() first
         for pid in pids:  # killed and reaped, not left running until their parent timeout

@@ -28,7 +28,7 @@ from orchestrator.commands.status import CLEAR_HOME, format_table, render_live
 from orchestrator.fleet.orchestrator import Orchestrator
 from orchestrator.fleet.slots import child_argv
 from orchestrator.fleet.state import EventRate, NodeState
-from tests.fleet_support import Subscriber, fleet, node
+from tests.fleet_support import Subscriber, fleet, fleet_ready, node
 from tests.test_orchestrator_process import write_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,8 +230,7 @@ async def test_every_child_is_started_with_the_fleets_log_rotation(tmp_path, zyg
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
-            await orch.wait_for("a", NodeState.RUNNING)
-            await orch.wait_until(lambda: orch.spares_ready == 1)
+            await fleet_ready(orch, "a")
             slots = [orch._node_slot["a"], orch._children.spares[0]]
             for slot in slots:  # what the running processes were really given, parsed as the child does
                 if zygote:  # the command line the zygote's child runs (its /proc cmdline is the zygote's)

@@ -12,6 +12,7 @@ import shutil
 import socket
 import stat
 import tempfile
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -193,15 +194,22 @@ async def test_parked_sender_wakes_when_the_same_socket_sends_elsewhere(ctx):
         b.close(linger=0)
 
 
-@pytest.mark.trio
-async def test_sender_at_hwm_parks_without_spinning_and_resumes(rundir, ctx):
+@asynccontextmanager
+async def hwm2_pair(rundir, ctx):
+    """A ROUTER and a DEALER (identity slot-1) over ipc, both with a high-water mark of 2."""
     endpoint = t.ipc_endpoint(rundir, "node")
     small = t.SocketOptions(sndhwm=2, rcvhwm=2)
+    async with (
+        t.TrioSocket(t.node_router(ctx, endpoint, options=small)) as router,
+        t.TrioSocket(t.node_dealer(ctx, endpoint, "slot-1", options=small)) as dealer,
+    ):
+        yield router, dealer
+
+
+@pytest.mark.trio
+async def test_sender_at_hwm_parks_without_spinning_and_resumes(rundir, ctx):
     with trio.fail_after(BOUND):
-        async with (
-            t.TrioSocket(t.node_router(ctx, endpoint, options=small)) as router,
-            t.TrioSocket(t.node_dealer(ctx, endpoint, "slot-1", options=small)) as dealer,
-        ):
+        async with hwm2_pair(rundir, ctx) as (router, dealer):
             total = 2000
             sent = 0
             done = trio.Event()
@@ -230,13 +238,8 @@ async def test_sender_at_hwm_parks_without_spinning_and_resumes(rundir, ctx):
 
 @pytest.mark.trio
 async def test_try_send_sends_what_fits_now_and_says_when_it_would_wait(rundir, ctx):
-    endpoint = t.ipc_endpoint(rundir, "node")
-    small = t.SocketOptions(sndhwm=2, rcvhwm=2)
     with trio.fail_after(BOUND):
-        async with (
-            t.TrioSocket(t.node_router(ctx, endpoint, options=small)) as router,
-            t.TrioSocket(t.node_dealer(ctx, endpoint, "slot-1", options=small)) as dealer,
-        ):
+        async with hwm2_pair(rundir, ctx) as (router, dealer):
             await dealer.send_multipart([b"hello"])  # connected both ways before counting
             assert (await router.recv_multipart())[1] == b"hello"
             sent = 0

@@ -17,7 +17,7 @@ from orchestrator.fleet.state import NodeState
 from orchestrator.fleet.zygote import Zygote
 from orchestrator.process.pdeathsig import become_child_subreaper
 from orchestrator.process.spawn import ChildProcess, _Adopted
-from tests.fleet_support import fleet, node, wait_incarnation
+from tests.fleet_support import fleet, fleet_ready, node, wait_incarnation
 
 pytestmark = pytest.mark.trio
 
@@ -58,8 +58,7 @@ async def test_spares_are_forked_by_the_zygote_rehearse_prepare_and_restarts_tak
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
-            await orch.wait_for("a", NodeState.RUNNING)
-            await orch.wait_until(lambda: orch.spares_ready == 1)
+            await fleet_ready(orch, "a")
             spare = orch._children.spares[0]
             # A fork of the zygote (its command line is the zygote's), not a program of its own.
             assert "orchestrator.child.zygote" in open(f"/proc/{spare.pid}/cmdline").read()
