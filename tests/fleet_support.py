@@ -65,6 +65,13 @@ class Subscriber(EventSubscriber):
                 got.extend(item.message["events"])
         return got
 
+    async def orchestrator_event(self, where) -> dict:
+        """The next node state change announced by the orchestrator that satisfies ``where``."""
+        while True:
+            item = await self.next_event()
+            if item.topic == "orchestrator" and where(item.message):
+                return item.message
+
 
 def journaled(orch, node_id: str) -> list[list]:
     """Every journaled event of ``node_id``: each record is one relayed evt frame, keyed by its last seq."""

@@ -12,9 +12,11 @@ reach an event too large for a frame, which a sandbox node never produces.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -350,6 +352,44 @@ async def test_a_node_that_cannot_be_prepared_is_built_and_refused_at_its_assign
             refused = await parent.expect("error")
             assert refused["code"] == "config" and "data_clients[0].rate" in refused["message"]
             await parent.exited(ChildExit.CONFIG)
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("with_store", [True, False])
+async def test_a_replacement_takes_the_store_only_once_the_process_it_replaces_is_gone(
+    rundir, tmp_path, with_store
+):
+    # A hung node's child is SIGKILLed and its node assigned at once, naming the old pid
+    # (after_pid): the kernel may still be tearing it down, holding the store. The stand-in here
+    # holds no lock, so only the child's own wait for its end keeps the node from starting.
+    predecessor = subprocess.Popen(["sleep", "60"])
+    try:
+        doc = sandbox_doc()
+        if with_store:
+            doc["state"] = {"path": str(tmp_path / "n1.sqlite")}
+        config = {"doc": doc, "base_dir": str(CONFIGS)}
+        with trio.fail_after(BOUND):
+            async with running_child(rundir, tmp_path) as parent:
+                await parent.send(protocol.assign(NODE, 2, config, 0, predecessor.pid))
+                if with_store:
+                    for n in itertools.count():
+                        child = (await parent.command(f"c-status-{n}", "status"))["result"]["child"]
+                        if child["waiting_for_pid"] == predecessor.pid:
+                            break
+                        await trio.sleep(0.01)  # polling the child's state, bounded by fail_after
+                    assert not [m for m in parent.of_kind("hb") if m["state"] == "RUNNING"]
+                    predecessor.kill()
+                    predecessor.wait()
+                await parent.expect("hb", lambda m: m["state"] == "RUNNING")
+                # Without a store there is nothing to wait for: it ran beside the live process.
+                assert (predecessor.poll() is None) is not with_store
+                child = (await parent.command("c-status", "status"))["result"]["child"]
+                assert child["waiting_for_pid"] is None
+                await parent.command("c-stop", "stop")
+                await parent.exited(ChildExit.OK)
+    finally:
+        predecessor.kill()
+        predecessor.wait()
 
 
 @pytest.mark.trio

@@ -106,6 +106,11 @@ async def test_a_hung_node_is_replaced_at_once_and_its_events_stay_exactly_once(
             await hung.exited.wait()
             reassigned = [t for t, _old, tr, _new in status.history if tr is Transition.START][-1]
             assert reassigned < hung.exit_seen_at, "the replacement waited for the hung child's exit"
+            # Its start named the old pid, whose end the new child waits for before taking the store.
+            start = await sub.orchestrator_event(
+                lambda e: e["state"] == NodeState.STARTING.value and e["incarnation"] == 2
+            )
+            assert start["after_pid"] == hung.pid
             after = await sub.events_of("a", 3)
             await sub.aclose()
             orch.shutdown()

@@ -33,11 +33,12 @@ class Assignment:
     incarnation: int
     resume_after: int
     config: Mapping
+    after_pid: int = 0  # the hung process this child replaces (see ``predecessor``); 0: none
 
     @classmethod
     def from_message(cls, msg: Mapping) -> Assignment:
         """From a decoded (already validated) ``assign`` message."""
-        return cls(msg["node"], msg["incarnation"], msg["resume_after"], msg["config"])
+        return cls(msg["node"], msg["incarnation"], msg["resume_after"], msg["config"], msg["after_pid"])
 
 
 def node_config(envelope: Mapping, heartbeat_interval_s: float) -> TradingNodeConfig:

@@ -72,6 +72,7 @@ from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog, pnl_mic
 from orchestrator.child.log import ChildLog
 from orchestrator.child.logfile import NodeLogFile
 from orchestrator.child.outbox import EventOutbox, InvalidAck
+from orchestrator.child.predecessor import wait_for_predecessor
 from orchestrator.child.prepared import PreparedNodes
 from orchestrator.child.rehearsal import RehearsalReport, rehearse
 from orchestrator.child.replies import ReplyCache
@@ -148,6 +149,7 @@ class ChildSession:
         self._warmup_s = warmup_s
         self._rehearsal: RehearsalReport | None = None
         self._prepared = PreparedNodes(options.heartbeat_interval_s, log.write)
+        self._waiting_for: int | None = None  # see predecessor
         self._modules_at_hello = frozenset(sys.modules)
         self._control_in, self._control_out = trio.open_memory_channel(math.inf)
         self._watchdog = ParentWatchdog(options.parent_timeout_s)
@@ -237,6 +239,10 @@ class ChildSession:
                 node.set_stream_sink(outbox)
             else:
                 node = TradingNode(config, stream_sink=outbox)
+            if config.state is not None and assignment.after_pid:
+                self._waiting_for = assignment.after_pid  # it holds the store until it is gone
+                await wait_for_predecessor(assignment.after_pid)
+                self._waiting_for = None
             node.build()  # with a state store: start = recovery (node.live.recovery)
         except Exception as exc:
             if is_config_problem(exc):
@@ -610,6 +616,7 @@ class ChildSession:
             "rehearsal_ms": None if self._rehearsal is None else round(self._rehearsal.seconds * 1000, 3),
             "prepared_nodes": len(self._prepared),  # built ahead and not used (yet)
             "prepared": self._prepared.used,  # the assigned node was built ahead
+            "waiting_for_pid": self._waiting_for,  # the hung predecessor whose end it awaits
             "late_imports": sorted(set(sys.modules) - self._modules_at_hello),
             "parent_heartbeats": self._watchdog.beats,
             "malformed_frames": self.malformed_frames,

@@ -110,6 +110,7 @@ class Orchestrator:
         self._trackers = {spec.node_id: RestartTracker(spec.policy) for spec in config.nodes}
         self._slots: dict[bytes, Slot] = {}
         self._node_slot: dict[str, Slot] = {}
+        self._dying: dict[str, int] = {}  # node -> pid of its child killed as hung, exit not yet seen
         self._children = ChildPool(
             config,
             self.node_endpoint,
@@ -390,12 +391,14 @@ class Orchestrator:
         slot.cold = cold
         self._node_slot[status.node] = slot
         self._heartbeats.beat(status.node, trio.current_time(), timeout_s=self.config.startup_timeout_s)
-        self._announce(status, cold=cold)
+        # A hung predecessor may still be dying: the new child takes the store once it is gone.
+        after_pid = self._dying.get(status.node, 0)
+        self._announce(status, cold=cold, **({"after_pid": after_pid} if after_pid else {}))
         self._nursery.start_soon(self._refill_after_start, status, status.incarnation)
         await self._send(
             slot,
             messages.assign(
-                status.node, status.incarnation, self.config.assign_config(spec), status.last_seq
+                status.node, status.incarnation, self.config.assign_config(spec), status.last_seq, after_pid
             ),
         )
 
@@ -436,6 +439,8 @@ class Orchestrator:
             and slot.intent is Intent.HANG_KILL
         ):
             # Found hung, killed and replaced at once (_on_hang): its node has moved on.
+            if self._dying.get(node_id) == slot.pid:
+                del self._dying[node_id]
             if exit_status.signal != signal.SIGKILL:
                 log.warning(
                     "child %s of node %s, replaced as hung, had ended by itself: %s",
@@ -505,9 +510,11 @@ class Orchestrator:
         run another instruction of its own; what is left is the kernel tearing down its memory,
         ~4-6 ms on the project's machine, which the replacement's start overlaps. The one thing the
         new child must not do before the old one is gone is take its state store: it waits for
-        the store's lock (``SqliteStateStore``, ``lock_timeout``), which the kernel releases with
-        the old process's files. Its frames still queued, if any, are journaled as before: the new
-        child resends from what the journal holds, and the journal drops what it already has.
+        the store, whose lock the kernel releases with the old process's files: the assign names
+        the old pid (``after_pid``), and the child waits for its end on a pidfd before it opens
+        the store (``orchestrator.child.predecessor``). Its frames still queued, if any, are
+        journaled as before: the new child resends from what the journal holds, and the journal
+        drops what it already has.
         """
         slot = self._node_slot.get(node_id)
         if slot is None or slot.exited.is_set():
@@ -523,6 +530,7 @@ class Orchestrator:
         slot.note = f"did not {waited} within {timeout * 1000:.0f} ms"
         if not slot.process.kill():
             return  # it had ended already: its exit watcher handles it as any exit
+        self._dying[node_id] = slot.pid
         ending = classify_exit(ExitStatus(-signal.SIGKILL), slot.intent, slot.note)
         self._nursery.start_soon(self._after_exit, self._node_exited(slot, ending), ending.reason)
 

@@ -26,8 +26,12 @@ def hello(slot: str, pid: int, spare: bool) -> dict:
     return {"k": kinds.HELLO, "v": V, "slot": slot, "pid": pid, "spare": spare}
 
 
-def assign(node: str, incarnation: int, config: Mapping, resume_after: int) -> dict:
-    """Parent -> child: become ``node`` (incarnation >= 1); resend events after seq ``resume_after``."""
+def assign(node: str, incarnation: int, config: Mapping, resume_after: int, after_pid: int = 0) -> dict:
+    """Parent -> child: become ``node`` (incarnation >= 1); resend events after seq ``resume_after``.
+
+    ``after_pid``: the process this child replaces, killed as hung and possibly still being torn
+    down by the kernel; the child takes the node's state store only once it has ended (0: none).
+    """
     return {
         "k": kinds.ASSIGN,
         "v": V,
@@ -35,6 +39,7 @@ def assign(node: str, incarnation: int, config: Mapping, resume_after: int) -> d
         "incarnation": incarnation,
         "config": config,
         "resume_after": resume_after,
+        "after_pid": after_pid,
     }
 
 

@@ -217,7 +217,12 @@ _SPECS: MappingProxyType[str, _Kind] = MappingProxyType(
         for k in (
             _kind(kinds.HELLO, _ident("slot"), _int("pid", 1), _Field("spare", (bool,), "bool")),
             _kind(
-                kinds.ASSIGN, _ident("node"), _int("incarnation", 1), _map("config"), _int("resume_after", 0)
+                kinds.ASSIGN,
+                _ident("node"),
+                _int("incarnation", 1),
+                _map("config"),
+                _int("resume_after", 0),
+                _int("after_pid", 0),
             ),
             _kind(kinds.PREPARE, _map("nodes"), extra_check=_check_prepared_nodes),
             _kind(kinds.CMD, _ident("id"), _ident("node"), _ident("name"), _map("args")),
