@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import msgpack
 import pytest
 import trio
@@ -11,7 +13,7 @@ from orchestrator.fleet.loader import fleet_from_dict
 from orchestrator.fleet.orchestrator import Orchestrator, event_topic
 from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState
-from orchestrator.journal import journal_path, read_journal
+from orchestrator.journal import JournalFailedError, journal_path, read_journal
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.errors import ProtocolError
 from tests.fleet_support import Subscriber, assert_complete, fleet, journaled, node
@@ -128,6 +130,23 @@ async def test_acks_wait_for_durability_under_batch(tmp_path):
         assert orch._ackable(slot) == 2
         await orch._on_events(slot, *_frame([3]))
         assert orch._ackable(slot) == 2
+    finally:
+        orch._close_journals()
+
+
+async def test_a_failed_fdatasync_stops_the_relay_and_acks_nothing_more(tmp_path):
+    # After a failed fdatasync nobody can tell what reached the disk: nothing more may be acked.
+    orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="batch:60000"))
+    orch._open_journals()
+    try:
+        orch._publisher = _Recorder()
+        slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
+        await orch._on_events(slot, *_frame([1, 2]))
+        os.close(orch.journals._sync_fds["a"])  # the sync fd fails: EBADF, as a dead disk would
+        with pytest.raises(JournalFailedError, match="node a: .*restart the orchestrator"):
+            await orch._sync_batch()
+        assert orch._ackable(slot) == 0
+        orch.journals._sync_fds["a"] = os.open(journal_path(orch.runtime_dir, "a"), os.O_RDONLY)
     finally:
         orch._close_journals()
 

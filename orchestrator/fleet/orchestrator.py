@@ -21,20 +21,14 @@ An ``evt`` frame whose last seq the journal already has is a resend: dropped (on
 its new events are journaled first (one record per frame, keyed by the frame's last seq, holding
 the frame as received: nothing is re-encoded on the relay path; replay unpacks frames and keeps the
 events at or after the asked seq), then published, then acked cumulatively once per received batch, never
-beyond what the fsync policy has made durable (``_ackable``). No fdatasync runs on the trio loop (one
-was measured at 55 ms on a busy disk): under ``always`` each ``append_batch`` (and its fdatasync) runs
-in a worker thread; under ``batch`` the journal never syncs inside ``append_batch`` (it is opened with
-an interval that never elapses) and ``_sync_journals`` fdatasyncs, every interval, a second fd of
-each journal file in a worker thread, then marks durable the ``last_seq`` it read *before* the call
-and sends the acks that were waiting for it. Only the relay task appends, so the ``Journal`` object
-itself is never used from two threads at once.
+beyond what the fsync policy has made durable (``FleetJournals``, which also says how no fdatasync
+runs on the trio loop).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import os
 import signal
 import time
 
@@ -44,20 +38,12 @@ import zmq
 
 from orchestrator.fleet.children import ChildPool
 from orchestrator.fleet.config import OrchestratorConfig
+from orchestrator.fleet.journals import FleetJournals
 from orchestrator.fleet.prepare_file import remove_prepare_file, write_prepare_file
 from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
-from orchestrator.journal import (
-    FsyncMode,
-    FsyncPolicy,
-    Journal,
-    JournalError,
-    JournalFailedError,
-    RecordTooLargeError,
-    SequenceError,
-    journal_path,
-)
+from orchestrator.journal import FsyncMode, FsyncPolicy, RecordTooLargeError, SequenceError
 from orchestrator.process.exit_status import ExitStatus
 from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
@@ -122,10 +108,8 @@ class Orchestrator:
         self._command_ids = itertools.count(1)
         self._replies: dict[str, tuple[trio.Event, list]] = {}
         self._pending_acks: dict[Slot, None] = {}  # slots sent events in the current receive batch
-        self.journals: dict[str, Journal] = {}  # open while run() runs
+        self.journals: FleetJournals | None = None  # open while run() runs
         self.journal_policy = FsyncPolicy.parse(config.journal_fsync)
-        self._durable: dict[str, int] = {}  # batch: per node, the last seq known fdatasync'ed
-        self._sync_fds: dict[str, int] = {}  # batch: a second fd per journal, fdatasync'ed off the loop
         self.duplicate_events = 0  # events of resent frames, dropped
         self._state_changed = trio.Event()
         self._heartbeats = HeartbeatMonitor(config.heartbeat_timeout_s)
@@ -161,7 +145,7 @@ class Orchestrator:
                 self._nursery = nursery
                 self._children.start(nursery, write_prepare_file(self.config, self.runtime_dir))
                 nursery.start_soon(self._recv_loop)
-                nursery.start_soon(self._sync_journals)
+                nursery.start_soon(self.journals.sync_forever, self._made_durable)
                 nursery.start_soon(self._parent_heartbeats)
                 nursery.start_soon(self._heartbeats.watch, self._on_hang)
                 for spec in self.config.nodes:
@@ -204,35 +188,13 @@ class Orchestrator:
 
     def _open_journals(self) -> None:
         """Open (= recover) every node's journal; each node continues after its ``last_seq``."""
-        policy = self.journal_policy
-        batch = policy.mode is FsyncMode.BATCH
-        # Under batch the journal must not sync inside append_batch (on the loop): _sync_journals does.
-        # It keeps the batch mode for the rest (directory fsync on create, sync on close).
-        opened_with = FsyncPolicy.batch(_NEVER_ELAPSES_MS) if batch else policy
-        self.journals, self._sync_fds, self._durable = {}, {}, {}
-        try:
-            for node_id, status in self.nodes.items():
-                journal = Journal(journal_path(self.runtime_dir, node_id), fsync=opened_with)
-                self.journals[node_id] = journal
-                status.last_seq = journal.last_seq
-                if batch:
-                    fd = os.open(journal.path, os.O_RDONLY | os.O_CLOEXEC)
-                    self._sync_fds[node_id] = fd
-                    os.fdatasync(fd)  # what a killed orchestrator left in the page cache is durable now
-                    self._durable[node_id] = journal.last_seq
-        except BaseException:
-            self._close_journals()
-            raise
+        self.journals = FleetJournals(self.runtime_dir, self.nodes, self.journal_policy)
+        for node_id, status in self.nodes.items():
+            status.last_seq = self.journals[node_id].last_seq
 
     def _close_journals(self) -> None:
-        for node_id, journal in self.journals.items():
-            try:
-                journal.close()  # syncs what is pending (unless the policy is "never")
-            except JournalError as exc:
-                log.error("closing the journal of node %s: %s", node_id, exc)
-        for fd in self._sync_fds.values():
-            os.close(fd)
-        self._sync_fds = {}
+        if self.journals is not None:
+            self.journals.close()
 
     def shutdown(self) -> None:
         """Ask for a graceful shutdown: stop every node, spares included, then return from run()."""
@@ -592,19 +554,9 @@ class Orchestrator:
                 await self._ack(slot)
 
     def _ackable(self, slot: Slot) -> int:
-        """The highest seq ``slot`` may be acked: what it sent that is journaled *and* durable.
-
-        Under ``batch`` that is what ``_sync_journals`` made durable (a node keeps, and after a
-        reconnect resends, what is not yet on disk); under ``always`` every append is durable when
-        it returns; under ``never`` nothing ever is, so it is ``last_seq``.
-        """
-        node_id = slot.node_id
-        mode = self.journal_policy.mode
-        if mode is FsyncMode.BATCH:
-            stored = self._durable[node_id]
-        else:
-            stored = self.journals[node_id].last_seq
-        return min(slot.relayed_seq, stored)
+        """The highest seq ``slot`` may be acked: what it sent that is journaled *and* durable (a
+        node keeps, and after a reconnect resends, what is not yet on disk; see FleetJournals)."""
+        return self.journals.ackable(slot.node_id, slot.relayed_seq)
 
     async def _ack(self, slot: Slot) -> None:
         if slot.node_id is None or slot.exited.is_set():
@@ -618,33 +570,15 @@ class Orchestrator:
             return  # it is gone; its exit watcher takes over
         slot.acked_seq = max(slot.acked_seq, seq)
 
-    async def _sync_journals(self) -> None:
-        """Under ``batch``: every interval, make the journals durable off the loop, then ack."""
-        if self.journal_policy.mode is not FsyncMode.BATCH:
-            return
-        period = self.journal_policy.interval_ms / 1000.0
-        while True:
-            await trio.sleep(period)
-            await self._sync_batch()
-
     async def _sync_batch(self) -> None:
-        """fdatasync each journal with records not yet durable (one worker-thread call for all)."""
-        due = [
-            (node_id, self._sync_fds[node_id], journal.last_seq)
-            for node_id, journal in self.journals.items()
-            if journal.last_seq > self._durable[node_id]
-        ]
-        if not due:
-            return
-        failed = await trio.to_thread.run_sync(_fdatasync_all, [(n, fd) for n, fd, _ in due])
-        if failed:
-            # After a failed fdatasync nobody can tell what reached the disk: stop relaying.
-            raise JournalFailedError(f"fdatasync of a journal failed: {failed}; restart the orchestrator")
-        for node_id, _, target in due:  # every record up to target was written before the call
-            self._durable[node_id] = max(self._durable[node_id], target)
-            slot = self._node_slot.get(node_id)
-            if slot is not None and slot.relayed_seq > slot.acked_seq:
-                await self._ack(slot)
+        """Under ``batch``: make the journals durable off the loop, then send the acks that waited."""
+        for node_id in await self.journals.sync_batch():
+            await self._made_durable(node_id)
+
+    async def _made_durable(self, node_id: str) -> None:
+        slot = self._node_slot.get(node_id)
+        if slot is not None and slot.relayed_seq > slot.acked_seq:
+            await self._ack(slot)
 
     async def _handle(self, frames: list) -> None:
         if len(frames) != 2:
@@ -794,19 +728,6 @@ class Orchestrator:
                 self._heartbeats.beat(node_id, now, timeout_s=self.config.startup_timeout_s)
         else:
             self._heartbeats.beat(node_id, now)
-
-
-_NEVER_ELAPSES_MS = 1e15  # a batch interval that never elapses: the journal never syncs on its own
-
-
-def _fdatasync_all(items: list[tuple[str, int]]) -> str | None:
-    """In a worker thread: fdatasync each fd; the first failure as text, or None."""
-    for node_id, fd in items:
-        try:
-            os.fdatasync(fd)
-        except OSError as exc:
-            return f"node {node_id}: {exc}"
-    return None
 
 
 def _ended_cleanly(status: NodeStatus) -> bool:
