@@ -348,3 +348,90 @@ async def test_a_record_sink_gets_nothing_before_it_is_durable(anyio_backend, tm
     assert node.stream.sink_errors == 0
     assert checked == list(range(1, node.stream.seq + 1)) and len(checked) > 50
     node.dispose()
+
+
+# -- a node's start: one commit after it, not one per step ------------------------------------------
+
+
+def held_port(capacity: int) -> tuple[StreamingPort, RecordTaker, list[int]]:
+    """A port whose commits are recorded (the seq each one covered up to), its commits held."""
+    port = StreamingPort(("events.*",), capacity=capacity)
+    port.sink = sink = RecordTaker()
+    commits: list[int] = []
+
+    async def make_durable() -> None:
+        commits.append(port.seq)
+
+    port.recorder = lambda *record: None
+    port.make_durable = make_durable
+    port.hold_commits()
+    return port, sink, commits
+
+
+@pytest.mark.anyio
+async def test_a_held_port_commits_and_hands_over_nothing_until_released_then_all_in_one_commit(
+    anyio_backend,
+):
+    port, sink, commits = held_port(capacity=8)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(port.run)
+            for i in range(3):  # published at three points of a start, the stream task waiting between
+                port._on_publish("events.x", {"i": i})
+                await anyio.wait_all_tasks_blocked()
+            assert commits == [] and sink.records == []
+            port.release_commits()
+            await anyio.wait_all_tasks_blocked()
+            assert commits == [3]
+            assert [r[0] for r in sink.records] == [1, 2, 3]
+            port.close()
+
+
+@pytest.mark.anyio
+async def test_a_held_port_still_commits_once_its_buffer_is_congested(anyio_backend):
+    # Backpressure must never wait on the hold: at the high-water mark (half of 8) it commits.
+    port, sink, commits = held_port(capacity=8)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(port.run)
+            for i in range(3):
+                port._on_publish("events.x", {"i": i})
+            await anyio.wait_all_tasks_blocked()
+            assert commits == []
+            port._on_publish("events.x", {"i": 3})
+            await anyio.wait_all_tasks_blocked()
+            assert commits == [4] and len(sink.records) == 4 and not port.congested
+            port._on_publish("events.x", {"i": 4})  # held again below the mark: flush releases it
+            await port.flush()
+            assert commits == [4, 5] and len(sink.records) == 5
+            port.close()
+
+
+@pytest.mark.anyio
+async def test_a_durable_node_commits_nothing_while_it_starts_and_everything_after(anyio_backend, tmp_path):
+    from node.live.config import StateConfig
+
+    sink = RecordTaker()
+    node = replay_node(
+        random_walk_quotes(INSTRUMENT, 300, seed=3),
+        [mean_reversion()],
+        state=StateConfig(tmp_path / "node.sqlite", synchronous="normal"),
+        stream_sink=sink,
+    )
+    node.build()
+    commit = node.stream.make_durable
+    commits_begun_in: list[NodeState] = []
+
+    async def counted_commit() -> None:
+        commits_begun_in.append(node.state)
+        await commit()
+
+    node.stream.make_durable = counted_commit
+    with anyio.fail_after(60):
+        await node.run_async()
+    assert commits_begun_in and NodeState.STARTING not in commits_begun_in
+    # Everything the start published was committed after it and handed over, in order.
+    assert [r[0] for r in sink.records] == list(range(1, node.stream.seq + 1))
+    started = [r for r in sink.records if r[2] == "NodeStateChanged"]
+    assert [r[3]["state"] for r in started][:2] == ["STARTING", "RUNNING"]
+    node.dispose()

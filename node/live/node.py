@@ -385,6 +385,8 @@ class TradingNode:
         if self.stream.enabled:  # before the first transition, so the stream sees STARTING
             self.stream.attach(self.kernel.msgbus)
             self.bridge.wait_room = self.stream.wait_room
+        if self.recorder is not None:
+            self.stream.hold_commits()  # one commit after the start, not one per step (see there)
         self._move(NodeTrigger.START, f"event loop: {self.backend}")
         if self._stop_pending:  # a fatal error was reported before the loop ran
             self._stop_requested.set()
@@ -459,6 +461,7 @@ class TradingNode:
         if scope.cancelled_caught or self._stop_requested.is_set():
             return
         self._move(NodeTrigger.START_COMPLETED)
+        self.stream.release_commits()  # after RUNNING is announced
         tg.start_soon(self._run_client_streams, name=f"{self.node_id}:client-streams")
         await self._stop_requested.wait()
 
@@ -545,6 +548,7 @@ class TradingNode:
         self._log.exception("a liveness listener failed", exc)
 
     async def _shutdown(self) -> None:
+        self.stream.release_commits()  # a start that failed or was cancelled: flush what it published
         if self.state in _ACTIVE:
             self._move(NodeTrigger.STOP, self.stop_reason or "event loop ended")
         for scope in (self._startup_scope, self._streams_scope):
