@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import statistics
 import sys
@@ -99,6 +100,15 @@ async def session(
     spares: int, kills: int, stops: int, hb_timeout: float, seed: int, zygote: bool = True
 ) -> dict:
     runtime = Path(tempfile.mkdtemp(prefix="rl-", dir="/tmp"))
+    try:
+        return await _session(runtime, spares, kills, stops, hb_timeout, seed, zygote)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)  # its stores, journals and logs
+
+
+async def _session(
+    runtime: Path, spares: int, kills: int, stops: int, hb_timeout: float, seed: int, zygote: bool
+) -> dict:
     orch = Orchestrator(config(runtime, spares, hb_timeout, zygote))
     rng = random.Random(seed)
     out = {
