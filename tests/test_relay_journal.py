@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
 
 import msgpack
 import pytest
@@ -118,37 +119,38 @@ async def test_a_resent_frame_is_neither_journaled_nor_published_twice(tmp_path,
         restarted._close_journals()
 
 
-async def test_acks_wait_for_durability_under_batch(tmp_path):
+@asynccontextmanager
+async def relayed_under_batch(tmp_path, seqs: list[int]):
+    """An orchestrator's relay under ``batch`` with an interval that never comes (only an explicit
+    ``_sync_batch`` syncs), events ``seqs`` of node ``a`` relayed from one slot: (orch, slot)."""
     orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="batch:60000"))
     orch._open_journals()
     try:
         orch._publisher = _Recorder()
         slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
-        await orch._on_events(slot, *_frame([1, 2]))
+        await orch._on_events(slot, *_frame(seqs))
+        yield orch, slot
+    finally:
+        orch._close_journals()
+
+
+async def test_acks_wait_for_durability_under_batch(tmp_path):
+    async with relayed_under_batch(tmp_path, [1, 2]) as (orch, slot):
         assert orch._ackable(slot) == 0, "not fdatasync'ed yet: not acked"
         await orch._sync_batch()  # what the interval timer runs (fdatasync in a worker thread)
         assert orch._ackable(slot) == 2
         await orch._on_events(slot, *_frame([3]))
         assert orch._ackable(slot) == 2
-    finally:
-        orch._close_journals()
 
 
 async def test_a_failed_fdatasync_stops_the_relay_and_acks_nothing_more(tmp_path):
     # After a failed fdatasync nobody can tell what reached the disk: nothing more may be acked.
-    orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="batch:60000"))
-    orch._open_journals()
-    try:
-        orch._publisher = _Recorder()
-        slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
-        await orch._on_events(slot, *_frame([1, 2]))
+    async with relayed_under_batch(tmp_path, [1, 2]) as (orch, slot):
         os.close(orch.journals._sync_fds["a"])  # the sync fd fails: EBADF, as a dead disk would
         with pytest.raises(JournalFailedError, match="node a: .*restart the orchestrator"):
             await orch._sync_batch()
         assert orch._ackable(slot) == 0
         orch.journals._sync_fds["a"] = os.open(journal_path(orch.runtime_dir, "a"), os.O_RDONLY)
-    finally:
-        orch._close_journals()
 
 
 async def test_journal_fsync_is_read_from_the_fleet_file(tmp_path):

@@ -9,7 +9,8 @@ critical path. A *pidfd* of the old process is readable exactly when its last th
 after its files are closed: waiting on it takes the lock as soon as it is free.
 
 The old process is the orchestrator's child: its pid stays its own until the orchestrator reaps
-it. Reaped before we look (``ProcessLookupError``) means it is gone. The wait is bounded: a
+it. Reaped before we look (``ProcessLookupError``) means it is gone (a pid reused by another
+process within those milliseconds would only cost the bound below). The wait is bounded: a
 process that cannot die (uninterruptible sleep) leaves the decision to the store's own
 ``lock_timeout``, which then refuses the store with a clear error and the restart policy retries.
 """
