@@ -96,7 +96,6 @@ class Orchestrator:
         self._trackers = {spec.node_id: RestartTracker(spec.policy) for spec in config.nodes}
         self._slots: dict[bytes, Slot] = {}
         self._node_slot: dict[str, Slot] = {}
-        self._dying: dict[str, int] = {}  # node -> pid of its child killed as hung, exit not yet seen
         self._children = ChildPool(
             config,
             self.node_endpoint,
@@ -354,7 +353,7 @@ class Orchestrator:
         self._node_slot[status.node] = slot
         self._heartbeats.beat(status.node, trio.current_time(), timeout_s=self.config.startup_timeout_s)
         # A hung predecessor may still be dying: the new child takes the store once it is gone.
-        after_pid = self._dying.get(status.node, 0)
+        after_pid = self._dying_pid(status.node)
         self._announce(status, cold=cold, **({"after_pid": after_pid} if after_pid else {}))
         self._nursery.start_soon(self._refill_after_start, status, status.incarnation)
         await self._send(
@@ -401,8 +400,6 @@ class Orchestrator:
             and slot.intent is Intent.HANG_KILL
         ):
             # Found hung, killed and replaced at once (_on_hang): its node has moved on.
-            if self._dying.get(node_id) == slot.pid:
-                del self._dying[node_id]
             if exit_status.signal != signal.SIGKILL:
                 log.warning(
                     "child %s of node %s, replaced as hung, had ended by itself: %s",
@@ -465,6 +462,13 @@ class Orchestrator:
         else:
             self._move(status, Transition.STOP, reason=decision.why)
 
+    def _dying_pid(self, node_id: str) -> int:
+        """The pid of ``node_id``'s child killed as hung whose exit is not seen yet; 0: none."""
+        for slot in self._slots.values():
+            if slot.node_id == node_id and slot.intent is Intent.HANG_KILL and not slot.exited.is_set():
+                return slot.pid
+        return 0
+
     def _on_hang(self, node_id: str) -> None:
         """``node_id`` missed its heartbeat deadline: SIGKILL its child and replace it at once.
 
@@ -492,7 +496,6 @@ class Orchestrator:
         slot.note = f"did not {waited} within {timeout * 1000:.0f} ms"
         if not slot.process.kill():
             return  # it had ended already: its exit watcher handles it as any exit
-        self._dying[node_id] = slot.pid
         ending = classify_exit(ExitStatus(-signal.SIGKILL), slot.intent, slot.note)
         self._nursery.start_soon(self._after_exit, self._node_exited(slot, ending), ending.reason)
 

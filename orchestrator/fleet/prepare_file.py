@@ -40,11 +40,8 @@ def write_prepare_file(config: OrchestratorConfig, runtime_dir: Path) -> Path | 
         return None
     path = runtime_dir / PREPARE_FILE
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, frame)
-        finally:
-            os.close(fd)
+        with open(path, "wb", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
+            fh.write(frame)  # buffered: all of it, or an OSError
     except OSError as exc:
         log.warning("cannot write %s (spares will not build the nodes ahead): %s", path, exc)
         return None
