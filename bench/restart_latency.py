@@ -3,7 +3,8 @@
 Three sandbox nodes trade (quote mean reversion on 200 quotes/s). N times a random node is
 killed with SIGKILL; the figure is the time from the kill to the replacement reporting RUNNING,
 as the orchestrator observes it (its trio clock when the RUNNING heartbeat arrives), split into
-kill -> exit seen (pidfd), exit -> replacement assigned, assigned -> RUNNING. Then the same
+kill -> death seen (the child's lifeline, ``orchestrator.process.lifeline``: as the kernel begins
+to tear the process down; else its exit), death seen -> replacement assigned, assigned -> RUNNING. Then the same
 with no warm spares, twice: children forked by the zygote (``orchestrator.child.zygote``, the
 default), then with ``zygote = false`` (every restart a cold interpreter start of the same child
 program: the baseline). Finally SIGSTOP (a hang): stop -> hang detected (heartbeat timeout) ->
@@ -206,8 +207,8 @@ def main() -> None:
     print(f"| {'case':<44} | {'n':>4} | {'p50 ms':>8} | {'p99 ms':>8} | {'max ms':>8} |")
     print(f"|{'-' * 46}|{'-' * 6}|{'-' * 10}|{'-' * 10}|{'-' * 10}|")
     print(row("kill -9 -> RUNNING, warm spare", warm["kill"]))
-    print(row("  of which kill -> exit seen (pidfd)", warm["exit_seen"]))
-    print(row("  of which exit seen -> assigned to spare", warm["assign"]))
+    print(row("  of which kill -> death seen (lifeline)", warm["exit_seen"]))
+    print(row("  of which death seen -> assigned to spare", warm["assign"]))
     print(row("  of which assigned -> node RUNNING", warm["start"]))
     if warm["on_cpu"]:
         print(row("    the new child running on a CPU", warm["on_cpu"]))

@@ -120,6 +120,43 @@ async def test_a_hung_node_is_replaced_at_once_and_its_events_stay_exactly_once(
     assert stored[-1][0] >= after[-1][0]
 
 
+async def test_a_crash_is_handled_as_the_process_begins_to_die_not_once_it_is_torn_down(tmp_path):
+    # The node holds 300 MB (a big cache): the kernel takes tens of ms to tear it down after a
+    # SIGKILL. Its lifeline tells the orchestrator as that teardown begins, with the signal, and
+    # the node is reassigned at once; the new child waits for the old pid's end only before it
+    # takes the state store. Nothing may be lost or doubled across the overlap.
+    spec = node("a")
+    spec.doc["strategies"].append({"path": "tests.ballast:Ballast", "config": {"ballast_mb": 300}})
+    orch = Orchestrator(fleet(tmp_path, spec))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            sub = Subscriber(orch.event_endpoint)
+            await fleet_ready(orch, "a")
+            before = await sub.events_of("a", 3)
+            crashed = orch._node_slot["a"]
+            assert crashed.lifeline is not None
+            os.kill(crashed.pid, signal.SIGKILL)
+            await wait_incarnation(orch, "a", 2, NodeState.STARTING)
+            status = orch.node_status("a")
+            assert "killed by SIGKILL" in status.last_exit
+            assert not crashed.exited.is_set(), "the crash was seen only from the exit"
+            start = await sub.orchestrator_event(
+                lambda e: e["state"] == NodeState.STARTING.value and e["incarnation"] == 2
+            )
+            assert start["after_pid"] == crashed.pid
+            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+            await crashed.exited.wait()
+            assert not crashed.lifeline.path.exists(), "its lifeline file outlived it"
+            after = await sub.events_of("a", 3)
+            await sub.aclose()
+            orch.shutdown()
+    assert after[0][0] > before[-1][0], "sequence numbers keep growing across the restart"
+    stored = journaled(orch, "a")
+    assert_complete(stored)
+    assert stored[-1][0] >= after[-1][0]
+
+
 async def test_transient_node_that_exits_cleanly_is_not_restarted(tmp_path, running):
     with trio.fail_after(TIMEOUT):
         orch = await running(fleet(tmp_path, node("t", restart_type="transient")))

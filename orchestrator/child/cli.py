@@ -32,6 +32,7 @@ class ChildOptions:
     log_backups: int = DEFAULT_BACKUPS
     rehearse: bool = False  # run a throwaway node before hello (``rehearsal``): for spares
     prepare: str | None = None  # a ``prepare`` message file: build its nodes before hello (``prepared``)
+    lifeline: str | None = None  # a lifeline file to hold for life (``orchestrator.process.lifeline``)
 
 
 def _seconds(text: str) -> float:
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         "assign.config); an assign with one of those configs then starts faster (the parent writes "
         "FILE in its runtime dir and passes it to warm spares)",
     )
+    parser.add_argument(
+        "--lifeline",
+        metavar="FILE",
+        help="hold the robust mutex in FILE for the process's life, released only on a deliberate "
+        "exit: the parent then sees a crash as it begins, not when the kernel has torn the process "
+        "down (the parent creates FILE in its runtime dir)",
+    )
     return parser
 
 
@@ -132,6 +140,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ChildOptions:
         log_backups=max(0, ns.log_backups),
         rehearse=ns.rehearse,
         prepare=ns.prepare,
+        lifeline=ns.lifeline,
     )
 
 

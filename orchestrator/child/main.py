@@ -2,7 +2,8 @@
 
 Order of work, and why:
 
-1. parse the command line (a usage error exits 2 before any cost is paid);
+1. parse the command line (a usage error exits 2 before any cost is paid), and hold the parent's
+   lifeline (``orchestrator.process.lifeline``) until a deliberate exit;
 2. warm up: every import an ``assign`` would need, timed (``warmup``);
 3. a new zmq Context of this process's own (a Context never crosses a fork, DESIGN §5) and the
    DEALER, connected with ``IDENTITY = slot``;
@@ -17,11 +18,13 @@ import cost is part of the measured warm-up, and the measurement starts before a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from orchestrator.child.cli import ChildOptions, parse_args
 from orchestrator.child.log import ChildLog
 from orchestrator.child.warmup import warm_up
 from orchestrator.process.exit_codes import ChildExit
+from orchestrator.process.lifeline import HeldLifeline
 
 
 async def run_child(options: ChildOptions, log: ChildLog, warmup_s: float) -> ChildExit:
@@ -42,18 +45,37 @@ async def run_child(options: ChildOptions, log: ChildLog, warmup_s: float) -> Ch
         ctx.term()
 
 
+def hold_lifeline(options: ChildOptions, log: ChildLog) -> HeldLifeline | None:
+    """Hold the parent's lifeline, if it gave one; a failure costs only the early crash notice."""
+    if options.lifeline is None:
+        return None
+    try:
+        lifeline = HeldLifeline(Path(options.lifeline))
+        lifeline.hold()
+    except OSError as exc:
+        log.write(f"cannot hold the lifeline {options.lifeline}: {exc}; the parent sees my end from my exit")
+        return None
+    return lifeline
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the child; the return value is the process's exit code."""
     options = parse_args(argv)
     log = ChildLog(options.slot)
-    warmup_s = warm_up().seconds
-    import trio  # imported by the warm-up: a cache hit
-
+    # By the main thread, before hello (the parent watches it from then on), for the whole life.
+    lifeline = hold_lifeline(options, log)
     try:
-        return int(trio.run(run_child, options, log, warmup_s))
-    except Exception as exc:  # a bug of ours: say so, and exit FAILED rather than with a bare traceback
-        log.exception("the child failed unexpectedly", exc)
-        return int(ChildExit.FAILED)
+        warmup_s = warm_up().seconds
+        import trio  # imported by the warm-up: a cache hit
+
+        try:
+            return int(trio.run(run_child, options, log, warmup_s))
+        except Exception as exc:  # a bug of ours: say so, and exit FAILED rather than with a bare traceback
+            log.exception("the child failed unexpectedly", exc)
+            return int(ChildExit.FAILED)
+    finally:
+        if lifeline is not None:
+            lifeline.release()  # a deliberate exit: the parent waits for it, and for our bye
 
 
-__all__ = ["main", "run_child"]
+__all__ = ["hold_lifeline", "main", "run_child"]

@@ -1,8 +1,10 @@
 """Wait for the process this child replaces to be gone before taking its node's state store.
 
 Why: a node found hung is SIGKILLed and handed to a spare at once (``Orchestrator._on_hang``),
-while the kernel is still tearing the old process down (~4-7 ms on the project's machine). The
-old process holds the store's lock until its files are closed, at the very end of that teardown.
+and so is a node whose child has begun to die on its own (its lifeline, ``Orchestrator.
+_on_lost_lifeline``), while the kernel is still tearing the old process down (~4-7 ms on the
+project's machine, more for a bigger process). The old process holds the store's lock until
+its files are closed, at the very end of that teardown.
 SQLite's own wait for a lock is a sleep with growing steps (1, 2, 5, 10, 15 ms...), so a lock
 freed at 5 ms is taken at 8 ms, one freed at 9 ms at 18 ms: up to ~10 ms lost on the restart's
 critical path. A *pidfd* of the old process is readable exactly when its last thread has exited,

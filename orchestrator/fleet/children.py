@@ -45,8 +45,10 @@ class ChildPool:
         on_new_child: Callable[[Slot], None],
         on_change: Callable[[], None],
         closing: Callable[[], bool],
+        lifeline_dir: Path | None = None,
     ) -> None:
         self._config = config
+        self._lifeline_dir = lifeline_dir  # each child's lifeline file goes there (None: no lifelines)
         self._endpoint = node_endpoint
         self._log_dir = log_dir
         self._on_new_child = on_new_child  # registers the child and watches its exit
@@ -173,6 +175,7 @@ class ChildPool:
             log_backups=config.log_backups,
             rehearse=spare,  # a child needed now starts at once
             prepare=self._prepare_path if spare else None,
+            lifeline_dir=self._lifeline_dir,
         )
         slot_id = f"s{next(self._slot_ids)}"
         slot = None

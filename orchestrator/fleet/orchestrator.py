@@ -7,10 +7,11 @@ checks the envelope, the first seq and the event count, and skips the events' ms
 call without decoding them, a journal append, a publish and an ack), each PUB stream numbered so subscribers can see gaps; a slow
 subscriber never stalls a node (PUB drops at its high-water mark).
 
-Supervision is driven by events, never by polling: a crash is the child's pidfd becoming
-readable (``_watch_exit``), a hang is the HeartbeatMonitor's deadline passing (``_on_hang``
-sends SIGKILL and takes the same path at once, without waiting for the kernel to finish the
-process: see its docstring). What happens next is the node's
+Supervision is driven by events, never by polling: a crash is the child's lifeline lost, as
+the kernel begins to tear the process down (``_on_lost_lifeline``; ``orchestrator.process.
+lifeline``), or else its pidfd becoming readable (``_watch_exit``); a hang is the
+HeartbeatMonitor's deadline passing (``_on_hang`` sends SIGKILL and takes the same path at once,
+without waiting for the kernel to finish the process: see its docstring). What happens next is the node's
 RestartTracker's decision: restart on a warm spare (immediately, then with backoff), stop,
 or fail with a reason. Every state change of a node is also published as an event of the
 orchestrator itself (topic ``orchestrator``).
@@ -29,8 +30,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import signal
 import time
+from pathlib import Path
 
 import msgpack
 import trio
@@ -45,6 +48,7 @@ from orchestrator.fleet.state import NodeState, NodeStatus, Transition
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
 from orchestrator.journal import FsyncMode, FsyncPolicy, RecordTooLargeError, SequenceError
 from orchestrator.process.exit_status import ExitStatus
+from orchestrator.process.lifeline import LifelineEnd, LifelineError, dying_status, lifelines_supported
 from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.codec import EvtBatch
@@ -103,7 +107,9 @@ class Orchestrator:
             on_new_child=self._on_new_child,
             on_change=self._notify,
             closing=lambda: self._closing,
+            lifeline_dir=self._lifeline_dir(),
         )
+        self._lifeline_threads = trio.CapacityLimiter(math.inf)  # one waiting thread per child
         self._command_ids = itertools.count(1)
         self._replies: dict[str, tuple[trio.Event, list]] = {}
         self._pending_acks: dict[Slot, None] = {}  # slots sent events in the current receive batch
@@ -295,10 +301,19 @@ class Orchestrator:
         return tuple(slot.pid for slot in self._children.spares)
 
     # -- slots and spares ------------------------------------------------------------------------
+    def _lifeline_dir(self) -> Path | None:
+        if not lifelines_supported():
+            return None
+        path = self.runtime_dir / "lifelines"
+        path.mkdir(mode=0o700, exist_ok=True)
+        return path
+
     def _on_new_child(self, slot: Slot) -> None:
-        """A child the pool has just started: route its messages, watch its exit."""
+        """A child the pool has just started: route its messages, watch its death and its exit."""
         self._slots[slot.identity] = slot
         self._nursery.start_soon(self._watch_exit, slot)
+        if slot.lifeline is not None:
+            self._nursery.start_soon(self._watch_lifeline, slot)
 
     async def _refill_after_start(self, status: NodeStatus, incarnation: int) -> None:
         """Refill the spare pool once the node just assigned has left STARTING (or after a bound).
@@ -394,13 +409,10 @@ class Orchestrator:
         self._slots.pop(slot.identity, None)
         self._children.discard(slot)
         node_id = slot.node_id
-        if (
-            node_id is not None
-            and self._node_slot.get(node_id) is not slot
-            and slot.intent is Intent.HANG_KILL
-        ):
-            # Found hung, killed and replaced at once (_on_hang): its node has moved on.
-            if exit_status.signal != signal.SIGKILL:
+        if node_id is not None and slot.handed_over:
+            # Its end was handled when its death began (_on_lost_lifeline), or it was found hung,
+            # killed and replaced at once (_on_hang): its node has moved on.
+            if slot.intent is Intent.HANG_KILL and exit_status.signal != signal.SIGKILL:
                 log.warning(
                     "child %s of node %s, replaced as hung, had ended by itself: %s",
                     slot.slot_id,
@@ -463,11 +475,56 @@ class Orchestrator:
             self._move(status, Transition.STOP, reason=decision.why)
 
     def _dying_pid(self, node_id: str) -> int:
-        """The pid of ``node_id``'s child killed as hung whose exit is not seen yet; 0: none."""
+        """The pid of ``node_id``'s handed-over child whose exit is not seen yet; 0: none."""
         for slot in self._slots.values():
-            if slot.node_id == node_id and slot.intent is Intent.HANG_KILL and not slot.exited.is_set():
+            if slot.node_id == node_id and slot.handed_over and not slot.exited.is_set():
                 return slot.pid
         return 0
+
+    async def _watch_lifeline(self, slot: Slot) -> None:
+        """From its hello to its exit, wait for ``slot``'s child to die holding its lifeline."""
+        lifeline = slot.lifeline
+        end = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_when_set, slot.exited, nursery.cancel_scope)
+                await slot.ready.wait()  # it holds the lifeline from before its hello
+                end = await trio.to_thread.run_sync(
+                    lifeline.watch, abandon_on_cancel=True, limiter=self._lifeline_threads
+                )
+                nursery.cancel_scope.cancel()
+        except LifelineError as exc:
+            log.warning("child %s: lifeline lost from sight (%s); its exit will tell", slot.slot_id, exc)
+        finally:
+            lifeline.stop()
+        if end is LifelineEnd.LOST:
+            self._on_lost_lifeline(slot)
+
+    def _on_lost_lifeline(self, slot: Slot) -> None:
+        """``slot``'s child has begun to die on its own: hand its node to a spare now.
+
+        Why not wait for the exit: the kernel reports it only once it has unmapped the process's
+        memory and closed its files (~4-7 ms for a node, more for a bigger one); the lifeline
+        (``orchestrator.process.lifeline``) tells as that teardown begins, and its exit status
+        is readable then. The rest is the hung node's path (_on_hang): the replacement overlaps
+        the teardown and waits for the old pid's end only before it takes the node's state store.
+        A death we caused (a stop, a hang kill) or a spare's is left to the exit watcher.
+        """
+        node_id = slot.node_id
+        if (
+            node_id is None
+            or slot.exited.is_set()
+            or slot.handed_over
+            or slot.intent is not Intent.NONE
+            or self._node_slot.get(node_id) is not slot
+        ):
+            return
+        exit_status = dying_status(slot.pid)
+        if exit_status is None:
+            return  # not readable: its exit will tell
+        slot.handed_over = True
+        ending = classify_exit(exit_status, slot.intent, slot.note)
+        self._nursery.start_soon(self._after_exit, self._node_exited(slot, ending), ending.reason)
 
     def _on_hang(self, node_id: str) -> None:
         """``node_id`` missed its heartbeat deadline: SIGKILL its child and replace it at once.
@@ -478,9 +535,8 @@ class Orchestrator:
         new child must not do before the old one is gone is take its state store: it waits for
         the store, whose lock the kernel releases with the old process's files: the assign names
         the old pid (``after_pid``), and the child waits for its end on a pidfd before it opens
-        the store (``orchestrator.child.predecessor``). Its frames still queued, if any, are
-        journaled as before: the new child resends from what the journal holds, and the journal
-        drops what it already has.
+        the store (``orchestrator.child.predecessor``). Its frames still queued, if any, are dropped
+        (_on_events): a durable node's new child resends them from its store.
         """
         slot = self._node_slot.get(node_id)
         if slot is None or slot.exited.is_set():
@@ -496,6 +552,7 @@ class Orchestrator:
         slot.note = f"did not {waited} within {timeout * 1000:.0f} ms"
         if not slot.process.kill():
             return  # it had ended already: its exit watcher handles it as any exit
+        slot.handed_over = True
         ending = classify_exit(ExitStatus(-signal.SIGKILL), slot.intent, slot.note)
         self._nursery.start_soon(self._after_exit, self._node_exited(slot, ending), ending.reason)
 
@@ -641,6 +698,19 @@ class Orchestrator:
         decoded in full (and so validated to the last event body).
         """
         node_id = slot.node_id
+        if slot.handed_over:
+            # Sent just before it died, read after its node moved on to a replacement that numbers
+            # its events after what the journal had then: a durable node resends these from its
+            # store; a stateless one loses them, as it loses what its outbox still held.
+            log.warning(
+                "node %s: %d events of its ended child %s dropped (%d..%d)",
+                node_id,
+                batch.count,
+                slot.slot_id,
+                batch.first,
+                batch.last,
+            )
+            return
         if node_id != batch.node or slot.incarnation != batch.incarnation:
             self.invalid_messages += 1
             await self._reply_error(slot.identity, "wrong_node", f"slot {slot.slot_id} runs {node_id!r}")
@@ -731,6 +801,11 @@ class Orchestrator:
                 self._heartbeats.beat(node_id, now, timeout_s=self.config.startup_timeout_s)
         else:
             self._heartbeats.beat(node_id, now)
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def _ended_cleanly(status: NodeStatus) -> bool:

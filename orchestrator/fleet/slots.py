@@ -9,6 +9,7 @@ orchestrator starts a slot for the node there and then (a cold start) and says s
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,12 @@ from pathlib import Path
 import trio
 
 from orchestrator.fleet.zygote import Zygote
+from orchestrator.process.lifeline import Lifeline, lifelines_supported
 from orchestrator.process.spawn import ChildProcess, spawn
 from orchestrator.supervision.exit_reason import Intent
 from orchestrator.transport.sockets import slot_identity
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -37,6 +41,10 @@ class Slot:
     cold: bool = False
     relayed_seq: int = 0  # the newest event seq this child sent that is in the journal
     acked_seq: int = 0  # the newest seq acked to this child
+    lifeline: Lifeline | None = None  # sees its death as it begins (None: from its exit only)
+    # Its node's end was handled before its exit was seen (killed as hung, or its lifeline lost):
+    # the node has moved on, and the exit, when seen, only closes the slot.
+    handed_over: bool = False
 
     @property
     def pid(self) -> int:
@@ -54,6 +62,7 @@ def child_argv(
     log_backups: int | None = None,
     rehearse: bool = False,
     prepare: Path | None = None,
+    lifeline: Path | None = None,
 ) -> list:
     # With node_log_dir the child moves its output to <node_log_dir>/<node>.log once assigned,
     # rotated by size as the fleet file says (None: the child's defaults).
@@ -66,6 +75,8 @@ def child_argv(
         extra.append("--rehearse")
     if prepare is not None:
         extra += ["--prepare", str(prepare)]
+    if lifeline is not None:
+        extra += ["--lifeline", str(lifeline)]
     return [
         python or sys.executable,
         "-m",
@@ -96,12 +107,16 @@ async def start_slot(
     zygote: Zygote | None = None,
     rehearse: bool = False,
     prepare: Path | None = None,
+    lifeline_dir: Path | None = None,
 ) -> Slot:
     """Start one child, output to its log, in its own session: forked by ``zygote`` if given, else
     by fork+exec from the trio thread. ``rehearse``: the child rehearses a node before its hello
     (``orchestrator.child.rehearsal``); ``prepare``: it builds ahead the nodes of that file
-    (``orchestrator.child.prepared``). Raises ``ZygoteError`` if the zygote cannot fork it."""
+    (``orchestrator.child.prepared``); ``lifeline_dir``: where its lifeline file goes (see
+    ``orchestrator.process.lifeline``; None, or a platform without one: its death is seen from
+    its exit only). Raises ``ZygoteError`` if the zygote cannot fork it."""
     log = log_dir / f"{slot_id}.log"
+    lifeline = _new_lifeline(lifeline_dir, slot_id)
     argv = child_argv(
         python,
         slot_id,
@@ -113,9 +128,20 @@ async def start_slot(
         log_backups,
         rehearse,
         prepare,
+        None if lifeline is None else lifeline.path,
     )
     if zygote is not None:
         process = await zygote.fork(argv[3:], log)  # what follows "python -m orchestrator.child"
     else:
         process = await spawn(argv, stdout=log, stderr=log, start_new_session=True)
-    return Slot(slot_id, slot_identity(slot_id), process)
+    return Slot(slot_id, slot_identity(slot_id), process, lifeline=lifeline)
+
+
+def _new_lifeline(lifeline_dir: Path | None, slot_id: str) -> Lifeline | None:
+    if lifeline_dir is None or not lifelines_supported():
+        return None
+    try:
+        return Lifeline.create(lifeline_dir / f"{slot_id}.lifeline")
+    except OSError as exc:
+        log.warning("no lifeline for child %s (its crash is seen from its exit only): %s", slot_id, exc)
+        return None
