@@ -195,7 +195,7 @@ async def relay_path_cost(rundir: Path, frames: int = 2000, rounds: int = 5) -> 
         orch = Orchestrator(config)
         ctx = zmq.Context()
         pub = t.event_pub(ctx, orch.event_endpoint)
-        orch._publisher = t.SequencedPublisher(pub)
+        orch._publisher = orch.relay.publisher = t.SequencedPublisher(pub)
         orch._open_journals()
         slot = Slot("s1", b"s1", process=None, node_id="relay-frames", incarnation=1)
         orch._slots[slot.identity] = slot

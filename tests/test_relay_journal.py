@@ -85,7 +85,7 @@ class _Recorder:
 
 
 def _frame(seqs) -> tuple[codec.EvtBatch]:
-    """``_on_events``'s argument after the slot: the frame as ``_handle`` hands it over."""
+    """``relay.on_events``'s argument after the slot: the frame as ``_handle`` hands it over."""
     msg = messages.evt("a", 1, [[s, s * 10, "t", "E", {"n": s}] for s in seqs])
     batch = codec.decode_relay(codec.encode(msg))
     assert type(batch) is codec.EvtBatch
@@ -98,16 +98,16 @@ async def test_a_resent_frame_is_neither_journaled_nor_published_twice(tmp_path,
     orch = Orchestrator(config)
     orch._open_journals()
     try:
-        pub = orch._publisher = _Recorder()
+        pub = orch._publisher = orch.relay.publisher = _Recorder()
         slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
         for seqs in ([1, 2, 3], [1, 2, 3], [2, 3], [2, 3, 4, 5], [6]):
-            await orch._on_events(slot, *_frame(seqs))
+            await orch.relay.on_events(slot, *_frame(seqs))
         assert [e[0] for e in journaled(orch, "a")] == [1, 2, 3, 4, 5, 6]
         published = [[e[0] for e in codec.decode(f)["events"]] for _, f in pub.published]
         assert published == [[1, 2, 3], [4, 5], [6]]  # an overlapping resend: only its new part
         assert {t for t, _ in pub.published} == {event_topic("a")}
         assert orch.duplicate_events == 3 + 2 + 2 and orch.relayed_events == 6
-        assert orch.node_status("a").last_seq == 6 and orch._ackable(slot) == 6
+        assert orch.node_status("a").last_seq == 6 and orch.relay.ackable(slot) == 6
     finally:
         orch._close_journals()
 
@@ -122,13 +122,13 @@ async def test_a_resent_frame_is_neither_journaled_nor_published_twice(tmp_path,
 @asynccontextmanager
 async def relayed_under_batch(tmp_path, seqs: list[int]):
     """An orchestrator's relay under ``batch`` with an interval that never comes (only an explicit
-    ``_sync_batch`` syncs), events ``seqs`` of node ``a`` relayed from one slot: (orch, slot)."""
+    ``relay.sync_batch`` syncs), events ``seqs`` of node ``a`` relayed from one slot: (orch, slot)."""
     orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="batch:60000"))
     orch._open_journals()
     try:
-        orch._publisher = _Recorder()
+        orch._publisher = orch.relay.publisher = _Recorder()
         slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
-        await orch._on_events(slot, *_frame(seqs))
+        await orch.relay.on_events(slot, *_frame(seqs))
         yield orch, slot
     finally:
         orch._close_journals()
@@ -136,11 +136,11 @@ async def relayed_under_batch(tmp_path, seqs: list[int]):
 
 async def test_acks_wait_for_durability_under_batch(tmp_path):
     async with relayed_under_batch(tmp_path, [1, 2]) as (orch, slot):
-        assert orch._ackable(slot) == 0, "not fdatasync'ed yet: not acked"
-        await orch._sync_batch()  # what the interval timer runs (fdatasync in a worker thread)
-        assert orch._ackable(slot) == 2
-        await orch._on_events(slot, *_frame([3]))
-        assert orch._ackable(slot) == 2
+        assert orch.relay.ackable(slot) == 0, "not fdatasync'ed yet: not acked"
+        await orch.relay.sync_batch()  # what the interval timer runs (fdatasync in a worker thread)
+        assert orch.relay.ackable(slot) == 2
+        await orch.relay.on_events(slot, *_frame([3]))
+        assert orch.relay.ackable(slot) == 2
 
 
 async def test_a_failed_fdatasync_stops_the_relay_and_acks_nothing_more(tmp_path):
@@ -148,8 +148,8 @@ async def test_a_failed_fdatasync_stops_the_relay_and_acks_nothing_more(tmp_path
     async with relayed_under_batch(tmp_path, [1, 2]) as (orch, slot):
         os.close(orch.journals._sync_fds["a"])  # the sync fd fails: EBADF, as a dead disk would
         with pytest.raises(JournalFailedError, match="node a: .*restart the orchestrator"):
-            await orch._sync_batch()
-        assert orch._ackable(slot) == 0
+            await orch.relay.sync_batch()
+        assert orch.relay.ackable(slot) == 0
         orch.journals._sync_fds["a"] = os.open(journal_path(orch.runtime_dir, "a"), os.O_RDONLY)
 
 
@@ -202,7 +202,7 @@ async def test_bad_evt_frames_are_refused_counted_and_leave_the_journal_and_the_
     orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="never"))
     orch._open_journals()
     try:
-        pub = orch._publisher = _Recorder()
+        pub = orch._publisher = orch.relay.publisher = _Recorder()
         router = orch._router = _Router()
         slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
         orch._slots[slot.identity] = slot
@@ -219,7 +219,7 @@ async def test_bad_evt_frames_are_refused_counted_and_leave_the_journal_and_the_
         assert len(pub.published) == 1 and orch.relayed_events == 2
         await orch._handle([b"s1", _evt([_ev(7), _ev(8)])])  # the relay carries on, gaps allowed
         assert [e[0] for e in journaled(orch, "a")] == [1, 2, 7, 8]
-        assert orch.node_status("a").last_seq == 8 and orch._ackable(slot) == 8
+        assert orch.node_status("a").last_seq == 8 and orch.relay.ackable(slot) == 8
     finally:
         orch._close_journals()
 
@@ -233,7 +233,7 @@ async def test_a_later_event_numbered_wrongly_is_journaled_under_the_seqs_the_fr
     orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="never"))
     orch._open_journals()
     try:
-        orch._publisher = _Recorder()
+        orch._publisher = orch.relay.publisher = _Recorder()
         orch._router = _Router()
         slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
         orch._slots[slot.identity] = slot
@@ -242,7 +242,7 @@ async def test_a_later_event_numbered_wrongly_is_journaled_under_the_seqs_the_fr
         assert orch.invalid_messages == 0 and orch.relayed_events == 3
         (record,) = read_journal(journal_path(orch.runtime_dir, "a"))
         assert record.seq == 3 and record.payload == wrong
-        assert orch.node_status("a").last_seq == 3 and orch._ackable(slot) == 3
+        assert orch.node_status("a").last_seq == 3 and orch.relay.ackable(slot) == 3
         with pytest.raises(ProtocolError, match="consecutive"):
             codec.decode(wrong)  # what a subscriber does with it (EventSubscriber skips and counts it)
         await orch._handle([b"s1", _evt([_ev(4)])])  # the stream goes on from the declared last seq
@@ -260,7 +260,7 @@ async def test_an_odd_event_body_with_a_valid_envelope_is_relayed_as_received(tm
     orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="never"))
     orch._open_journals()
     try:
-        pub = orch._publisher = _Recorder()
+        pub = orch._publisher = orch.relay.publisher = _Recorder()
         orch._router = _Router()
         slot = Slot("s1", b"s1", process=None, node_id="a", incarnation=1)
         orch._slots[slot.identity] = slot
@@ -282,7 +282,7 @@ async def test_relay_listeners_get_the_decoded_events_and_an_odd_body_never_reac
     orch = Orchestrator(fleet(tmp_path, node("a"), journal_fsync="never"))
     orch._open_journals()
     try:
-        orch._publisher = _Recorder()
+        orch._publisher = orch.relay.publisher = _Recorder()
         orch._router = _Router()
         heard = []
         orch.relay_listeners.append(lambda node_id, events: heard.append((node_id, events)))

@@ -1,29 +1,23 @@
 """The Orchestrator: one node per child process, relayed over ZeroMQ, supervised.
 
 One trio task owns reading the node ROUTER (``_recv_loop``); any task may send on it (the
-TrioSocket re-check protocol keeps the reader awake). Child event frames are fanned out on
-the PUB socket *as received* (no re-encoding: the relay cost is ``codec.decode_relay``, which
-checks the envelope, the first seq and the event count, and skips the events' msgpack in one C
-call without decoding them, a journal append, a publish and an ack), each PUB stream numbered so subscribers can see gaps; a slow
-subscriber never stalls a node (PUB drops at its high-water mark).
+TrioSocket re-check protocol keeps the reader awake). Child event frames go to the
+``EventRelay`` (``orchestrator.fleet.relay``): journaled, fanned out on the PUB socket *as
+received*, and acked once per received batch. Each PUB stream is numbered so subscribers can
+see gaps; a slow subscriber never stalls a node (PUB drops at its high-water mark).
 
 Supervision is driven by events, never by polling: a crash is the child's lifeline lost, as
 the kernel begins to tear the process down (``_on_lost_lifeline``; ``orchestrator.process.
 lifeline``), or else its pidfd becoming readable (``_watch_exit``); a hang is the
 HeartbeatMonitor's deadline passing (``_on_hang`` sends SIGKILL and takes the same path at once,
-without waiting for the kernel to finish the process: see its docstring). What happens next is the node's
-RestartTracker's decision: restart on a warm spare (immediately, then with backoff), stop,
-or fail with a reason. Every state change of a node is also published as an event of the
+without waiting for the kernel to finish the process: see its docstring). What happens next is
+the node's RestartTracker's decision: restart on a warm spare (immediately, then with backoff),
+stop, or fail with a reason. Every state change of a node is also published as an event of the
 orchestrator itself (topic ``orchestrator``).
 
 Exactly-once relay (issue #5): each node has a ``Journal`` (``<runtime_dir>/journal/<node>.journal``)
-opened in ``run()``; its ``last_seq`` is the node's ``last_seq`` (what a new child resumes after).
-An ``evt`` frame whose last seq the journal already has is a resend: dropped (only re-acked). Otherwise
-its new events are journaled first (one record per frame, keyed by the frame's last seq, holding
-the frame as received: nothing is re-encoded on the relay path; replay unpacks frames and keeps the
-events at or after the asked seq), then published, then acked cumulatively once per received batch, never
-beyond what the fsync policy has made durable (``FleetJournals``, which also says how no fdatasync
-runs on the trio loop).
+opened in ``run()`` (``FleetJournals``); its ``last_seq`` is the node's ``last_seq``, what a new
+child resumes after. The relay's rules are in ``orchestrator.fleet.relay``.
 """
 
 from __future__ import annotations
@@ -43,10 +37,11 @@ from orchestrator.fleet.children import ChildPool
 from orchestrator.fleet.config import OrchestratorConfig
 from orchestrator.fleet.journals import FleetJournals
 from orchestrator.fleet.prepare_file import remove_prepare_file, write_prepare_file
+from orchestrator.fleet.relay import EventRelay, event_topic
 from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
-from orchestrator.journal import FsyncMode, FsyncPolicy, RecordTooLargeError, SequenceError
+from orchestrator.journal import FsyncPolicy
 from orchestrator.process.exit_status import ExitStatus
 from orchestrator.process.lifeline import LifelineEnd, LifelineError, dying_status, lifelines_supported
 from orchestrator.process.spawn import ChildProcess
@@ -84,10 +79,6 @@ class CommandFailed(OrchestratorError):
     """A node answered a command with an error."""
 
 
-def event_topic(node_id: str) -> bytes:
-    return b"evt." + node_id.encode()
-
-
 class Orchestrator:
     def __init__(self, config: OrchestratorConfig) -> None:
         self.config = config
@@ -112,23 +103,18 @@ class Orchestrator:
         self._lifeline_threads = trio.CapacityLimiter(math.inf)  # one waiting thread per child
         self._command_ids = itertools.count(1)
         self._replies: dict[str, tuple[trio.Event, list]] = {}
-        self._pending_acks: dict[Slot, None] = {}  # slots sent events in the current receive batch
         self.journals: FleetJournals | None = None  # open while run() runs
         self.journal_policy = FsyncPolicy.parse(config.journal_fsync)
-        self.duplicate_events = 0  # events of resent frames, dropped
         self._state_changed = trio.Event()
         self._heartbeats = HeartbeatMonitor(config.heartbeat_timeout_s)
         self._shutdown = trio.Event()
         self._closing = False
-        self.invalid_messages = 0
-        self.relayed_events = 0
+        self._invalid_messages = 0  # refused here; the relay counts the frames it refuses
         self.clean_shutdown: bool | None = None
         self._router: TrioSocket | None = None
         self._publisher: SequencedPublisher | None = None
         self._nursery: trio.Nursery | None = None
-        # Called as listener(node_id, events) for every relayed batch (e.g. the control socket's
-        # event history); must be quick and must not raise.
-        self.relay_listeners: list = []
+        self.relay = EventRelay(self.nodes, self._send, self._reply_error, self._node_slot.get)
 
     # -- running ---------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> bool:
@@ -144,13 +130,13 @@ class Orchestrator:
         router_sock = node_router(ctx, self.node_endpoint)
         pub_sock = event_pub(ctx, self.event_endpoint)
         self._router = TrioSocket(router_sock)
-        self._publisher = SequencedPublisher(pub_sock)
+        self._publisher = self.relay.publisher = SequencedPublisher(pub_sock)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._children.start(nursery, write_prepare_file(self.config, self.runtime_dir))
                 nursery.start_soon(self._recv_loop)
-                nursery.start_soon(self.journals.sync_forever, self._made_durable)
+                nursery.start_soon(self.journals.sync_forever, self.relay.made_durable)
                 nursery.start_soon(self._parent_heartbeats)
                 nursery.start_soon(self._heartbeats.watch, self._on_hang)
                 for spec in self.config.nodes:
@@ -193,13 +179,34 @@ class Orchestrator:
 
     def _open_journals(self) -> None:
         """Open (= recover) every node's journal; each node continues after its ``last_seq``."""
-        self.journals = FleetJournals(self.runtime_dir, self.nodes, self.journal_policy)
+        self.journals = self.relay.journals = FleetJournals(self.runtime_dir, self.nodes, self.journal_policy)
         for node_id, status in self.nodes.items():
             status.last_seq = self.journals[node_id].last_seq
 
     def _close_journals(self) -> None:
         if self.journals is not None:
             self.journals.close()
+
+    @property
+    def invalid_messages(self) -> int:
+        """Messages refused: malformed, from an unknown peer, of a kind a child may not send, or
+        events the relay refused."""
+        return self._invalid_messages + self.relay.refused_frames
+
+    @property
+    def relayed_events(self) -> int:
+        return self.relay.relayed_events
+
+    @property
+    def duplicate_events(self) -> int:
+        """Events of resent frames, dropped."""
+        return self.relay.duplicate_events
+
+    @property
+    def relay_listeners(self) -> list:
+        """Called as listener(node_id, events) for every relayed batch (e.g. the control socket's
+        event history); must be quick and must not raise."""
+        return self.relay.listeners
 
     def shutdown(self) -> None:
         """Ask for a graceful shutdown: stop every node, spares included, then return from run()."""
@@ -604,45 +611,16 @@ class Orchestrator:
 
     async def _recv_loop(self) -> None:
         router = self._router
-        pending = self._pending_acks
+        relay = self.relay
         while True:
             for frames in await router.recv_batch(256):
                 await self._handle(frames)
             # Acks are cumulative: one per child per received batch covers all its frames in it.
-            for slot in list(pending):
-                del pending[slot]
-                await self._ack(slot)
-
-    def _ackable(self, slot: Slot) -> int:
-        """The highest seq ``slot`` may be acked: what it sent that is journaled *and* durable (a
-        node keeps, and after a reconnect resends, what is not yet on disk; see FleetJournals)."""
-        return self.journals.ackable(slot.node_id, slot.relayed_seq)
-
-    async def _ack(self, slot: Slot) -> None:
-        if slot.node_id is None or slot.exited.is_set():
-            return
-        seq = self._ackable(slot)
-        if seq <= slot.acked_seq:
-            return
-        try:
-            await self._send(slot, messages.ack(slot.node_id, seq))
-        except (PeerUnreachableError, zmq.ZMQError):
-            return  # it is gone; its exit watcher takes over
-        slot.acked_seq = max(slot.acked_seq, seq)
-
-    async def _sync_batch(self) -> None:
-        """Under ``batch``: make the journals durable off the loop, then send the acks that waited."""
-        for node_id in await self.journals.sync_batch():
-            await self._made_durable(node_id)
-
-    async def _made_durable(self, node_id: str) -> None:
-        slot = self._node_slot.get(node_id)
-        if slot is not None and slot.relayed_seq > slot.acked_seq:
-            await self._ack(slot)
+            await relay.ack_pending()
 
     async def _handle(self, frames: list) -> None:
         if len(frames) != 2:
-            self.invalid_messages += 1
+            self._invalid_messages += 1
             log.warning("dropped a message with %d frames (expected identity + 1)", len(frames))
             return
         identity, frame = frames
@@ -651,19 +629,19 @@ class Orchestrator:
             # decoded (the relay forwards them as received; see codec.decode_relay for the boundary).
             msg = codec.decode_relay(frame)
         except ProtocolError as exc:
-            self.invalid_messages += 1
+            self._invalid_messages += 1
             log.warning("invalid message from %r: %s", identity, exc)
             await self._reply_error(identity, exc.code, str(exc))
             return
         slot = self._slots.get(identity)
         if slot is None:
-            self.invalid_messages += 1
+            self._invalid_messages += 1
             await self._reply_error(
                 identity, "unknown_peer", "this orchestrator did not start a child with that id"
             )
             return
         if type(msg) is EvtBatch:
-            await self._on_events(slot, msg)
+            await self.relay.on_events(slot, msg)
             return
         kind = msg["k"]
         if kind == "hb":
@@ -680,7 +658,7 @@ class Orchestrator:
         elif kind == "error":
             log.warning("child %s reported an error: %s", slot.slot_id, msg["message"])
         else:
-            self.invalid_messages += 1
+            self._invalid_messages += 1
             await self._reply_error(identity, "unexpected_kind", f"a child may not send {kind!r}")
 
     async def _reply_error(self, identity: bytes, code: str, message: str) -> None:
@@ -688,96 +666,6 @@ class Orchestrator:
             await self._router.send_multipart([identity, codec.encode(messages.error(code, message, None))])
         except (PeerUnreachableError, zmq.ZMQError):
             pass
-
-    async def _on_events(self, slot: Slot, batch: EvtBatch) -> None:
-        """Journal, publish and (later) ack one evt frame; its events are not decoded on this path.
-
-        What is used comes from what ``codec.decode_relay`` checked: node, incarnation, the first
-        and last seq (consecutive within the frame) and the event count. The frame is
-        journaled and published as received. Only an overlapping resend, which must be cut, is
-        decoded in full (and so validated to the last event body).
-        """
-        node_id = slot.node_id
-        if slot.handed_over:
-            # Sent just before it died, read after its node moved on to a replacement that numbers
-            # its events after what the journal had then: a durable node resends these from its
-            # store; a stateless one loses them, as it loses what its outbox still held.
-            log.warning(
-                "node %s: %d events of its ended child %s dropped (%d..%d)",
-                node_id,
-                batch.count,
-                slot.slot_id,
-                batch.first,
-                batch.last,
-            )
-            return
-        if node_id != batch.node or slot.incarnation != batch.incarnation:
-            self.invalid_messages += 1
-            await self._reply_error(slot.identity, "wrong_node", f"slot {slot.slot_id} runs {node_id!r}")
-            return
-        status = self.nodes[node_id]
-        journal = self.journals[node_id]
-        frame, first, last, count = batch.frame, batch.first, batch.last, batch.count
-        stored = journal.last_seq
-        if last <= stored:  # a resend of what the journal already has: not stored or published again
-            self.duplicate_events += count
-            slot.relayed_seq = max(slot.relayed_seq, last)
-            self._pending_acks[slot] = None  # re-ack, so the node can forget them
-            return
-        events = None  # decoded only where needed: an overlapping resend, or relay listeners
-        if first <= stored:  # a resend overlapping what we have: keep (and publish) only the new part
-            try:
-                msg = batch.message()
-            except ProtocolError as exc:
-                self.invalid_messages += 1
-                log.warning("node %s: invalid resent events: %s", node_id, exc)
-                await self._reply_error(slot.identity, exc.code, str(exc))
-                return
-            events = [e for e in msg["events"] if e[0] > stored]
-            self.duplicate_events += count - len(events)
-            frame = codec.encode({**msg, "events": events})
-            first, count = events[0][0], len(events)
-        elif first != stored + 1:
-            log.warning(
-                "node %s: events %d..%d follow seq %d: a gap in its stream", node_id, first, last, stored
-            )
-        # One journal record per frame, keyed by its last seq, holding the frame as received: no
-        # re-encoding on the relay path (one record per event cost ~1 us/event). Replay unpacks
-        # frames and keeps the events at or after the asked seq (see control.server).
-        records = [(last, frame)]
-        try:
-            if journal.policy.mode is FsyncMode.ALWAYS:  # fdatasync per frame: off the loop
-                await trio.to_thread.run_sync(journal.append_batch, records)
-            else:
-                journal.append_batch(records)
-        except (SequenceError, RecordTooLargeError) as exc:  # the child's fault: refuse the frame
-            self.invalid_messages += 1
-            log.warning("node %s: events not journaled: %s", node_id, exc)
-            await self._reply_error(slot.identity, "bad_events", str(exc))
-            return
-        # Any other JournalError propagates: relaying what cannot be stored would break exactly-once.
-        self._publisher.publish(event_topic(node_id), frame)
-        if self.relay_listeners:
-            self._tell_listeners(node_id, batch, events)
-        status.events += count
-        status.event_rate.add(trio.current_time(), count)
-        status.last_seq = last
-        slot.relayed_seq = last
-        self.relayed_events += count
-        self._pending_acks[slot] = None  # acked after the current receive batch (see _recv_loop)
-
-    def _tell_listeners(self, node_id: str, batch: EvtBatch, events: list | None) -> None:
-        """Hand the relayed events to ``relay_listeners`` (decoding the frame only for them)."""
-        if events is None:
-            try:
-                events = batch.message()["events"]
-            except ProtocolError as exc:  # relayed (its envelope was valid), but a body is not
-                log.warning(
-                    "node %s: events %d..%d not given to listeners: %s", node_id, batch.first, batch.last, exc
-                )
-                return
-        for listener in self.relay_listeners:
-            listener(node_id, events)
 
     def _on_heartbeat(self, slot: Slot, msg: dict) -> None:
         node_id = slot.node_id
