@@ -58,6 +58,12 @@ def holder(path: Path, ballast_mb: int = 0) -> subprocess.Popen:
     return proc
 
 
+def tell(proc: subprocess.Popen, action: str) -> None:
+    """What the holder does next (see HOLDER): ``release`` then exit, or ``exit3`` without it."""
+    proc.stdin.write(action + "\n")
+    proc.stdin.flush()
+
+
 def test_a_killed_holder_is_seen_dying_before_its_exit_with_its_signal(tmp_path):
     lifeline = Lifeline.create(tmp_path / "a.lifeline")
     proc = holder(lifeline.path, ballast_mb=300)  # ~50 ms of teardown on the project's machine
@@ -78,8 +84,7 @@ def test_a_killed_holder_is_seen_dying_before_its_exit_with_its_signal(tmp_path)
 def test_an_unannounced_exit_is_a_lost_lifeline_with_its_exit_code(tmp_path):
     lifeline = Lifeline.create(tmp_path / "a.lifeline")
     proc = holder(lifeline.path)
-    proc.stdin.write("exit3\n")
-    proc.stdin.flush()
+    tell(proc, "exit3")
     assert lifeline.watch() is LifelineEnd.LOST
     assert dying_status(proc.pid) == ExitStatus(3)
     assert proc.wait() == 3
@@ -88,8 +93,7 @@ def test_an_unannounced_exit_is_a_lost_lifeline_with_its_exit_code(tmp_path):
 def test_a_released_lifeline_is_a_deliberate_exit(tmp_path):
     lifeline = Lifeline.create(tmp_path / "a.lifeline")
     proc = holder(lifeline.path)
-    proc.stdin.write("release\n")
-    proc.stdin.flush()
+    tell(proc, "release")
     assert lifeline.watch() is LifelineEnd.RELEASED
     assert proc.wait() == 0
 
@@ -128,8 +132,7 @@ def test_a_lifeline_left_behind_is_replaced_by_a_fresh_unlocked_one(tmp_path):
     proc.wait()  # it died holding the old one
     second = Lifeline.create(path)
     again = holder(second.path)  # locks at once: the mutex is new, not "owner died"
-    again.stdin.write("release\n")
-    again.stdin.flush()
+    tell(again, "release")
     assert second.watch() is LifelineEnd.RELEASED
     assert again.wait() == 0
 

@@ -85,32 +85,16 @@ async def test_the_spare_pool_refills_only_once_the_restarted_node_runs(tmp_path
         assert refill.process.started_at >= status.started_at, "the refill did not wait for the restart"
 
 
-async def test_a_hung_node_is_replaced_at_once_and_its_events_stay_exactly_once(tmp_path):
-    # Found hung, a child is SIGKILLed and its node assigned to a spare at once, without waiting
-    # for the kernel to finish off the old process (Orchestrator._on_hang): the new child's start
-    # overlaps that teardown and waits for the old one's state-store lock. Nothing may be lost
-    # or doubled across the overlap.
-    orch = Orchestrator(fleet(tmp_path, node("a")))
+async def through_a_restart(orch, disrupt) -> None:
+    """Run ``orch`` until node ``a`` relays, ``await disrupt(sub, its_slot)``, then check that its
+    events go on after the restart, exactly once, in the journal and on the PUB."""
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
             sub = Subscriber(orch.event_endpoint)
             await fleet_ready(orch, "a")
             before = await sub.events_of("a", 3)
-            hung = orch._node_slot["a"]
-            os.kill(hung.pid, signal.SIGSTOP)
-            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
-            status = orch.node_status("a")
-            assert status.pid != hung.pid and not status.cold_start
-            assert "heartbeat" in status.last_exit and "SIGKILL" in status.last_exit
-            await hung.exited.wait()
-            reassigned = [t for t, _old, tr, _new in status.history if tr is Transition.START][-1]
-            assert reassigned < hung.exit_seen_at, "the replacement waited for the hung child's exit"
-            # Its start named the old pid, whose end the new child waits for before taking the store.
-            start = await sub.orchestrator_event(
-                lambda e: e["state"] == NodeState.STARTING.value and e["incarnation"] == 2
-            )
-            assert start["after_pid"] == hung.pid
+            await disrupt(sub, orch._node_slot["a"])
             after = await sub.events_of("a", 3)
             await sub.aclose()
             orch.shutdown()
@@ -118,6 +102,36 @@ async def test_a_hung_node_is_replaced_at_once_and_its_events_stay_exactly_once(
     stored = journaled(orch, "a")
     assert_complete(stored)
     assert stored[-1][0] >= after[-1][0]
+
+
+async def restarted_after(sub, old_pid: int) -> dict:
+    """The orchestrator's STARTING event of incarnation 2, which must name the old pid."""
+    start = await sub.orchestrator_event(
+        lambda e: e["state"] == NodeState.STARTING.value and e["incarnation"] == 2
+    )
+    assert start["after_pid"] == old_pid  # the new child waits for its end before taking the store
+    return start
+
+
+async def test_a_hung_node_is_replaced_at_once_and_its_events_stay_exactly_once(tmp_path):
+    # Found hung, a child is SIGKILLed and its node assigned to a spare at once, without waiting
+    # for the kernel to finish off the old process (Orchestrator._on_hang): the new child's start
+    # overlaps that teardown and waits for the old one's state-store lock. Nothing may be lost
+    # or doubled across the overlap.
+    orch = Orchestrator(fleet(tmp_path, node("a")))
+
+    async def hang(sub, hung) -> None:
+        os.kill(hung.pid, signal.SIGSTOP)
+        await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+        status = orch.node_status("a")
+        assert status.pid != hung.pid and not status.cold_start
+        assert "heartbeat" in status.last_exit and "SIGKILL" in status.last_exit
+        await hung.exited.wait()
+        reassigned = [t for t, _old, tr, _new in status.history if tr is Transition.START][-1]
+        assert reassigned < hung.exit_seen_at, "the replacement waited for the hung child's exit"
+        await restarted_after(sub, hung.pid)
+
+    await through_a_restart(orch, hang)
 
 
 async def test_a_crash_is_handled_as_the_process_begins_to_die_not_once_it_is_torn_down(tmp_path):
@@ -128,33 +142,19 @@ async def test_a_crash_is_handled_as_the_process_begins_to_die_not_once_it_is_to
     spec = node("a")
     spec.doc["strategies"].append({"path": "tests.ballast:Ballast", "config": {"ballast_mb": 300}})
     orch = Orchestrator(fleet(tmp_path, spec))
-    with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(orch.run)
-            sub = Subscriber(orch.event_endpoint)
-            await fleet_ready(orch, "a")
-            before = await sub.events_of("a", 3)
-            crashed = orch._node_slot["a"]
-            assert crashed.lifeline is not None
-            os.kill(crashed.pid, signal.SIGKILL)
-            await wait_incarnation(orch, "a", 2, NodeState.STARTING)
-            status = orch.node_status("a")
-            assert "killed by SIGKILL" in status.last_exit
-            assert not crashed.exited.is_set(), "the crash was seen only from the exit"
-            start = await sub.orchestrator_event(
-                lambda e: e["state"] == NodeState.STARTING.value and e["incarnation"] == 2
-            )
-            assert start["after_pid"] == crashed.pid
-            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
-            await crashed.exited.wait()
-            assert not crashed.lifeline.path.exists(), "its lifeline file outlived it"
-            after = await sub.events_of("a", 3)
-            await sub.aclose()
-            orch.shutdown()
-    assert after[0][0] > before[-1][0], "sequence numbers keep growing across the restart"
-    stored = journaled(orch, "a")
-    assert_complete(stored)
-    assert stored[-1][0] >= after[-1][0]
+
+    async def crash(sub, crashed) -> None:
+        assert crashed.lifeline is not None
+        os.kill(crashed.pid, signal.SIGKILL)
+        await wait_incarnation(orch, "a", 2, NodeState.STARTING)
+        assert "killed by SIGKILL" in orch.node_status("a").last_exit
+        assert not crashed.exited.is_set(), "the crash was seen only from the exit"
+        await restarted_after(sub, crashed.pid)
+        await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+        await crashed.exited.wait()
+        assert not crashed.lifeline.path.exists(), "its lifeline file outlived it"
+
+    await through_a_restart(orch, crash)
 
 
 async def test_transient_node_that_exits_cleanly_is_not_restarted(tmp_path, running):
