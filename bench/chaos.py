@@ -101,7 +101,7 @@ def report(run: ChaosRun) -> None:
     print(latency_row("kill -9 -> RUNNING again (all)", restart))
     print(latency_row("  warm spare", warm))
     print(latency_row("  cold start (no spare ready)", cold))
-    print(latency_row("  of which kill -> crash seen (pidfd)", detect))
+    print(latency_row("  of which kill -> crash seen (lifeline)", detect))
     print(latency_row("  of which crash seen -> given to a child", assign))
     print(latency_row("  of which given -> node RUNNING (recovery)", start))
     # Recovery must not grow with the node's history (a store that only grows would make it so).
