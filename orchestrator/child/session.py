@@ -616,7 +616,7 @@ class ChildSession:
             "rehearsal_ms": None if self._rehearsal is None else round(self._rehearsal.seconds * 1000, 3),
             "prepared_nodes": len(self._prepared),  # built ahead and not used (yet)
             "prepared": self._prepared.used,  # the assigned node was built ahead
-            "waiting_for_pid": self._waiting_for,  # the hung predecessor whose end it awaits
+            "waiting_for_pid": self._waiting_for,  # the predecessor (hung or crashed) whose end it awaits
             "late_imports": sorted(set(sys.modules) - self._modules_at_hello),
             "parent_heartbeats": self._watchdog.beats,
             "malformed_frames": self.malformed_frames,

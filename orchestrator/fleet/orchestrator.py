@@ -374,7 +374,7 @@ class Orchestrator:
         slot.cold = cold
         self._node_slot[status.node] = slot
         self._heartbeats.beat(status.node, trio.current_time(), timeout_s=self.config.startup_timeout_s)
-        # A hung predecessor may still be dying: the new child takes the store once it is gone.
+        # A hung or crashed predecessor may still be dying: the new child takes the store once it is gone.
         after_pid = self._dying_pid(status.node)
         self._announce(status, cold=cold, **({"after_pid": after_pid} if after_pid else {}))
         self._nursery.start_soon(self._refill_after_start, status, status.incarnation)

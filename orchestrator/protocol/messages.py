@@ -29,8 +29,9 @@ def hello(slot: str, pid: int, spare: bool) -> dict:
 def assign(node: str, incarnation: int, config: Mapping, resume_after: int, after_pid: int = 0) -> dict:
     """Parent -> child: become ``node`` (incarnation >= 1); resend events after seq ``resume_after``.
 
-    ``after_pid``: the process this child replaces, killed as hung and possibly still being torn
-    down by the kernel; the child takes the node's state store only once it has ended (0: none).
+    ``after_pid``: the process this child replaces, killed as hung or crashed, and possibly still
+    being torn down by the kernel; the child takes the node's state store only once it has ended
+    (0: none).
     """
     return {
         "k": kinds.ASSIGN,
