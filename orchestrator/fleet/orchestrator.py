@@ -543,7 +543,7 @@ class Orchestrator:
         the store, whose lock the kernel releases with the old process's files: the assign names
         the old pid (``after_pid``), and the child waits for its end on a pidfd before it opens
         the store (``orchestrator.child.predecessor``). Its frames still queued, if any, are dropped
-        (_on_events): a durable node's new child resends them from its store.
+        (``EventRelay.on_events``): a durable node's new child resends them from its store.
         """
         slot = self._node_slot.get(node_id)
         if slot is None or slot.exited.is_set():
