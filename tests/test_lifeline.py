@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from orchestrator.child.cli import parse_args
 from orchestrator.child.log import ChildLog
@@ -142,3 +144,22 @@ def test_a_child_that_cannot_hold_its_lifeline_runs_on_without_it(tmp_path, caps
     assert hold_lifeline(options, ChildLog("s1")) is None
     assert "cannot hold the lifeline" in capsys.readouterr().err
     assert hold_lifeline(parse_args(["--slot", "s1", "--endpoint", "ipc:///x"]), ChildLog("s1")) is None
+
+
+@pytest.mark.trio
+async def test_a_watch_that_fails_is_reported_and_leaves_the_orchestrator_running(tmp_path, caplog):
+    # Its file gone before the watch began (and not by stop()): the watch fails. The orchestrator
+    # says so and goes on; that child's death is then seen from its exit, as without a lifeline.
+    from orchestrator.fleet.orchestrator import Orchestrator
+    from orchestrator.fleet.slots import Slot
+    from tests.fleet_support import fleet, node
+
+    orch = Orchestrator(fleet(tmp_path, node("a")))
+    lifeline = Lifeline.create(tmp_path / "s9.lifeline")
+    lifeline.path.unlink()
+    slot = Slot("s9", b"s9", process=None, lifeline=lifeline)
+    slot.ready.set()
+    with caplog.at_level(logging.WARNING, logger="orchestrator"), trio.fail_after(5):
+        await orch._watch_lifeline(slot)  # returns: no exception escapes to the orchestrator
+    assert "lifeline lost from sight" in caplog.text and "is gone" in caplog.text
+    assert not slot.handed_over

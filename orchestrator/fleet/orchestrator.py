@@ -496,12 +496,15 @@ class Orchestrator:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_when_set, slot.exited, nursery.cancel_scope)
                 await slot.ready.wait()  # it holds the lifeline from before its hello
-                end = await trio.to_thread.run_sync(
-                    lifeline.watch, abandon_on_cancel=True, limiter=self._lifeline_threads
-                )
+                try:  # caught here, in the body: out of the nursery it would be an ExceptionGroup
+                    end = await trio.to_thread.run_sync(
+                        lifeline.watch, abandon_on_cancel=True, limiter=self._lifeline_threads
+                    )
+                except LifelineError as exc:
+                    log.warning(
+                        "child %s: lifeline lost from sight (%s); its exit will tell", slot.slot_id, exc
+                    )
                 nursery.cancel_scope.cancel()
-        except LifelineError as exc:
-            log.warning("child %s: lifeline lost from sight (%s); its exit will tell", slot.slot_id, exc)
         finally:
             lifeline.stop()
         if end is LifelineEnd.LOST:
