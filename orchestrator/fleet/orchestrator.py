@@ -43,7 +43,7 @@ from orchestrator.fleet.state import NodeState, NodeStatus, Transition
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
 from orchestrator.journal import FsyncPolicy
 from orchestrator.process.exit_status import ExitStatus
-from orchestrator.process.lifeline import LifelineEnd, LifelineError, dying_status, lifelines_supported
+from orchestrator.process.lifeline import LifelineEnd, dying_status, lifelines_supported
 from orchestrator.process.spawn import ChildProcess
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.codec import EvtBatch
@@ -500,7 +500,7 @@ class Orchestrator:
                     end = await trio.to_thread.run_sync(
                         lifeline.watch, abandon_on_cancel=True, limiter=self._lifeline_threads
                     )
-                except LifelineError as exc:
+                except OSError as exc:  # LifelineError, or the file could not be mapped
                     log.warning(
                         "child %s: lifeline lost from sight (%s); its exit will tell", slot.slot_id, exc
                     )
