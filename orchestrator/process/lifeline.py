@@ -169,7 +169,10 @@ class Lifeline:
     def stop(self) -> None:
         """End :meth:`watch` within :data:`WATCH_POLL_S`; the file is removed (the mapping stays)."""
         self._stop.set()
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a file of 64 bytes left behind; the next create() on this path replaces it
 
 
 class HeldLifeline:
