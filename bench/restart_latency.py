@@ -4,7 +4,9 @@ Three sandbox nodes trade (quote mean reversion on 200 quotes/s). N times a rand
 killed with SIGKILL; the figure is the time from the kill to the replacement reporting RUNNING,
 as the orchestrator observes it (its trio clock when the RUNNING heartbeat arrives), split into
 kill -> death seen (the child's lifeline, ``orchestrator.process.lifeline``: as the kernel begins
-to tear the process down; else its exit), death seen -> replacement assigned, assigned -> RUNNING. Then the same
+to tear the process down; else its exit), death seen -> replacement assigned, assigned -> RUNNING;
+and, beside that split, kill -> the old process reaped (the kernel's teardown, which a durable
+node's replacement waits for before it opens the store). Then the same
 with no warm spares, twice: children forked by the zygote (``orchestrator.child.zygote``, the
 default), then with ``zygote = false`` (every restart a cold interpreter start of the same child
 program: the baseline). Finally SIGSTOP (a hang): stop -> hang detected (heartbeat timeout) ->
@@ -115,6 +117,7 @@ async def _session(
     out = {
         "kill": [],
         "exit_seen": [],
+        "reaped": [],
         "assign": [],
         "start": [],
         "on_cpu": [],
@@ -138,6 +141,7 @@ async def _session(
                 name = rng.choice(NODES)
                 status = orch.node_status(name)
                 incarnation = status.incarnation
+                old = orch._node_slot[name]  # its exit is reaped after the teardown: timed too
                 spare = orch.spare_pids[0] if orch.spare_pids else None
                 idle_spare = schedstat(spare) if spare is not None else None
                 t0 = trio.current_time()
@@ -152,6 +156,9 @@ async def _session(
                     assigned = when(status, Transition.START, exited)
                     out["kill"].append(running)
                     out["exit_seen"].append(exited - t0)
+                    with trio.fail_after(120):
+                        await old.exited.wait()
+                    out["reaped"].append(old.exit_seen_at - t0)
                     out["assign"].append(assigned - exited)
                     out["start"].append(status.started_at - assigned)
                     out["cold"] += status.cold_start
@@ -208,6 +215,7 @@ def main() -> None:
     print(f"|{'-' * 46}|{'-' * 6}|{'-' * 10}|{'-' * 10}|{'-' * 10}|")
     print(row("kill -9 -> RUNNING, warm spare", warm["kill"]))
     print(row("  of which kill -> death seen (lifeline)", warm["exit_seen"]))
+    print(row("    (kill -> old process reaped, teardown)", warm["reaped"]))
     print(row("  of which death seen -> assigned to spare", warm["assign"]))
     print(row("  of which assigned -> node RUNNING", warm["start"]))
     if warm["on_cpu"]:
