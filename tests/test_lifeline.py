@@ -69,7 +69,8 @@ def tell(proc: subprocess.Popen, action: str) -> None:
 def test_a_killed_holder_is_seen_dying_before_its_exit_with_its_signal(tmp_path):
     lifeline = Lifeline.create(tmp_path / "a.lifeline")
     proc = holder(lifeline.path, ballast_mb=300)  # ~50 ms of teardown on the project's machine
-    killer = threading.Timer(0.05, os.kill, (proc.pid, signal.SIGKILL))
+    # The kill once the watch is parked on the mutex: the wake-up by the kernel is what is tested.
+    killer = threading.Thread(target=_kill_once_parked, args=(lifeline.path, proc.pid))
     killer.start()
     try:
         assert lifeline.watch() is LifelineEnd.LOST
@@ -126,6 +127,11 @@ def _wait_until_a_waiter_is_parked(path: Path) -> None:
         time.sleep(0.001)  # a condition in another process's view of a file: polled, bounded
 
 
+def _kill_once_parked(path: Path, pid: int) -> None:
+    _wait_until_a_waiter_is_parked(path)
+    os.kill(pid, signal.SIGKILL)
+
+
 def test_a_lifeline_left_behind_is_replaced_by_a_fresh_unlocked_one(tmp_path):
     path = tmp_path / "a.lifeline"
     first = Lifeline.create(path)
@@ -163,3 +169,20 @@ async def test_a_watch_that_fails_is_reported_and_leaves_the_orchestrator_runnin
         await orch._watch_lifeline(slot)  # returns: no exception escapes to the orchestrator
     assert "lifeline lost from sight" in caplog.text and "is gone" in caplog.text
     assert not slot.handed_over
+
+
+@pytest.mark.trio
+async def test_a_child_that_cannot_be_started_leaves_no_lifeline_file(tmp_path):
+    from orchestrator.fleet.slots import start_slot
+
+    with pytest.raises(OSError):
+        await start_slot(
+            "s1",
+            "ipc:///nowhere",
+            tmp_path,
+            python=str(tmp_path / "no-such-python"),
+            heartbeat_s=0.05,
+            parent_timeout_s=1.0,
+            lifeline_dir=tmp_path,
+        )
+    assert not (tmp_path / "s1.lifeline").exists()

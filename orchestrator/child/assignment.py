@@ -33,7 +33,7 @@ class Assignment:
     incarnation: int
     resume_after: int
     config: Mapping
-    after_pid: int = 0  # the hung process this child replaces (see ``predecessor``); 0: none
+    after_pid: int = 0  # the hung or crashed process it replaces (see ``predecessor``); 0: none
 
     @classmethod
     def from_message(cls, msg: Mapping) -> Assignment:

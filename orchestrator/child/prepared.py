@@ -6,9 +6,10 @@ bench/restart_latency.py (3 nodes on 2 cores), and none of it depends on the nod
 incarnation. So the parent writes, once, a ``prepare`` message with the config of each node of
 the fleet (each exactly as an ``assign`` carries it) to a file in its runtime dir
 (``orchestrator.fleet.prepare_file``), and gives its path to each spare (``--prepare``), which
-builds them all before its hello: a spare that is ready has prepared. An ``assign`` whose config is equal to a prepared one takes that node; what is left
-for it is the state store (open, check, restore) and the start. The others are disposed of once
-the assigned node runs, off the restart's critical path.
+builds them all before its hello: a spare that is ready has prepared. An ``assign`` whose
+config is equal to a prepared one takes that node; what is left for it is the state store
+(open, check, restore) and the start. The others are disposed of once the assigned node runs,
+off the restart's critical path.
 
 What a prepared node has done is what ``build()`` does before it opens the store: no I/O, no
 state, nothing started. A node that cannot be prepared (a bad config, a failing factory), or a

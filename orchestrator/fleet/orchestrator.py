@@ -532,6 +532,11 @@ class Orchestrator:
         exit_status = dying_status(slot.pid)
         if exit_status is None:
             return  # not readable: its exit will tell
+        self._hand_over(slot, exit_status)
+
+    def _hand_over(self, slot: Slot, exit_status: ExitStatus) -> None:
+        """End ``slot``'s node now, as ``exit_status`` says, before the exit is seen; its restart
+        (or not) follows. The exit, when seen, only closes the slot (``_watch_exit``)."""
         slot.handed_over = True
         ending = classify_exit(exit_status, slot.intent, slot.note)
         self._nursery.start_soon(self._after_exit, self._node_exited(slot, ending), ending.reason)
@@ -539,7 +544,7 @@ class Orchestrator:
     def _on_hang(self, node_id: str) -> None:
         """``node_id`` missed its heartbeat deadline: SIGKILL its child and replace it at once.
 
-        Why not wait for the exit, as after a crash: we sent the SIGKILL, so the child will never
+        Why not wait for the exit: we sent the SIGKILL, so the child will never
         run another instruction of its own; what is left is the kernel tearing down its memory,
         ~4-6 ms on the project's machine, which the replacement's start overlaps. The one thing the
         new child must not do before the old one is gone is take its state store: it waits for
@@ -562,9 +567,7 @@ class Orchestrator:
         slot.note = f"did not {waited} within {timeout * 1000:.0f} ms"
         if not slot.process.kill():
             return  # it had ended already: its exit watcher handles it as any exit
-        slot.handed_over = True
-        ending = classify_exit(ExitStatus(-signal.SIGKILL), slot.intent, slot.note)
-        self._nursery.start_soon(self._after_exit, self._node_exited(slot, ending), ending.reason)
+        self._hand_over(slot, ExitStatus(-signal.SIGKILL))
 
     async def _end_slot(self, slot: Slot) -> None:
         """Stop the child in ``slot``: protocol stop, then signals (see stop_node)."""

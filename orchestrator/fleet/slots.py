@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 
 from orchestrator.fleet.zygote import Zygote
-from orchestrator.process.lifeline import Lifeline, lifelines_supported
+from orchestrator.process.lifeline import Lifeline
 from orchestrator.process.spawn import ChildProcess, spawn
 from orchestrator.supervision.exit_reason import Intent
 from orchestrator.transport.sockets import slot_identity
@@ -130,15 +130,20 @@ async def start_slot(
         prepare,
         None if lifeline is None else lifeline.path,
     )
-    if zygote is not None:
-        process = await zygote.fork(argv[3:], log)  # what follows "python -m orchestrator.child"
-    else:
-        process = await spawn(argv, stdout=log, stderr=log, start_new_session=True)
+    try:
+        if zygote is not None:
+            process = await zygote.fork(argv[3:], log)  # what follows "python -m orchestrator.child"
+        else:
+            process = await spawn(argv, stdout=log, stderr=log, start_new_session=True)
+    except BaseException:
+        if lifeline is not None:
+            lifeline.stop()  # no child will hold it: its file goes
+        raise
     return Slot(slot_id, slot_identity(slot_id), process, lifeline=lifeline)
 
 
 def _new_lifeline(lifeline_dir: Path | None, slot_id: str) -> Lifeline | None:
-    if lifeline_dir is None or not lifelines_supported():
+    if lifeline_dir is None:  # None where lifelines are not supported (Orchestrator._lifeline_dir)
         return None
     try:
         return Lifeline.create(lifeline_dir / f"{slot_id}.lifeline")
