@@ -243,7 +243,8 @@ class ChildSession:
                 self._waiting_for = assignment.after_pid  # it holds the store until it is gone
                 await wait_for_predecessor(assignment.after_pid)
                 self._waiting_for = None
-            node.build()  # with a state store: start = recovery (node.live.recovery)
+            # With a state store: start = recovery (node.live.recovery).
+            node.build(check_store=not assignment.store_checked)
         except Exception as exc:
             if is_config_problem(exc):
                 return config_ending(name, exc)
