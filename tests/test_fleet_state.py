@@ -57,32 +57,6 @@ async def test_a_node_killed_9_comes_back_with_its_state_and_loses_no_event(tmp_
     assert not [e for e in events if e[3] == "OrderRejected"]
 
 
-async def test_only_a_restart_after_sigkill_skips_the_state_store_check(tmp_path):
-    """The check runs on a first start, a start by hand and after any other death (see NodeStatus)."""
-    config = fleet(tmp_path, node("a"), node_state="normal")
-    orch = Orchestrator(config)
-
-    async def checked(incarnation: int) -> bool:
-        await wait_incarnation(orch, "a", incarnation, NodeState.RUNNING)
-        status = await orch.command("a", "status")
-        return status["durable_state"]["integrity_checked"]
-
-    with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(orch.run)
-            assert await checked(1) is True, "a first start checks"
-            os.kill(orch.node_status("a").pid, signal.SIGKILL)
-            assert await checked(2) is False, "a restart after kill -9 skips the check"
-            os.kill(orch.node_status("a").pid, signal.SIGABRT)
-            assert await checked(3) is True, "a death by another signal checks again"
-            os.kill(orch.node_status("a").pid, signal.SIGKILL)
-            assert await checked(4) is False
-            await orch.stop_node("a")
-            await orch.start_node("a")
-            assert await checked(5) is True, "a start by hand checks"
-            orch.shutdown()
-
-
 async def test_a_corrupt_state_file_fails_the_node_at_once_naming_the_file(tmp_path):
     config = fleet(tmp_path, node("bad"), node("good", seed=2), node_state="normal")
     path = state_path(config.runtime_dir, "bad")

@@ -44,7 +44,7 @@ EVENTS = [
 
 VALID = {
     "hello": p.hello("slot-3", 4242, True),
-    "assign": p.assign("node-1", 3, {"strategy": {"fast": 10}}, 117, 4242, store_checked=True),
+    "assign": p.assign("node-1", 3, {"strategy": {"fast": 10}}, 117, 4242),
     "prepare": p.prepare({"node-1": {"doc": {"node": {}}, "base_dir": "."}, "node-2": {}}),
     "prepare_none": p.prepare({}),
     "cmd": p.cmd("c-9", "node-1", "stop", {}),
@@ -108,7 +108,6 @@ INVALID = [
     (with_(VALID["assign"], resume_after=-1), "invalid_field", "assign.resume_after: expected int >= 0"),
     (with_(VALID["assign"], after_pid=-1), "invalid_field", "assign.after_pid: expected int >= 0"),
     (with_(VALID["assign"], after_pid=True), "invalid_field", "assign.after_pid: expected int >= 0"),
-    (with_(VALID["assign"], store_checked=1), "invalid_field", "assign.store_checked: expected bool, got int"),
     (with_(VALID["assign"], config=[]), "invalid_field", "assign.config: expected map, got list"),
     (with_(VALID["prepare"], nodes=[]), "invalid_field", "prepare.nodes: expected map, got list"),
     (with_(VALID["prepare"], nodes={"": {}}), "invalid_field", "prepare.nodes key: expected non-empty str"),
@@ -287,7 +286,7 @@ values = st.recursive(
 )
 field_names = st.sampled_from(
     [
-        "slot", "pid", "spare", "node", "incarnation", "config", "resume_after", "after_pid", "store_checked", "id", "name", "args",
+        "slot", "pid", "spare", "node", "incarnation", "config", "resume_after", "after_pid", "id", "name", "args",
         "ok", "result", "error", "events", "seq", "ts", "state", "counters", "reason", "code", "message", "ref",
     ]
 )  # fmt: skip

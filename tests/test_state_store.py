@@ -683,22 +683,6 @@ def test_damaged_page_fails_the_integrity_check(store_path):
         SqliteStateStore(store_path)
 
 
-def test_the_integrity_check_is_what_a_host_may_skip(store_path):
-    filled_store(store_path)
-    with open(store_path, "r+b") as f:  # a damaged page that opening the store does not read
-        f.seek(4096 * 3)
-        f.write(random.Random(3).randbytes(4096))
-    with pytest.raises(StateStoreCorruptError, match="integrity check failed|malformed"):
-        SqliteStateStore(store_path)
-    store = SqliteStateStore(store_path, check_integrity=False)
-    try:
-        assert store.integrity_checked is False
-    finally:
-        store.close()
-    with SqliteStateStore(store_path.with_name("fresh.sqlite")) as fresh:
-        assert fresh.integrity_checked is True
-
-
 def test_foreign_sqlite_file_and_newer_schema_are_refused(tmp_path):
     import sqlite3
 

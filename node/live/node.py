@@ -202,7 +202,6 @@ class TradingNode:
         return {
             **self.recorder.stats(),
             "path": str(self.config.state.path),
-            "integrity_checked": self.state_store.integrity_checked,
             "restored": None if report is None else dataclasses.asdict(report),
         }
 
@@ -257,13 +256,10 @@ class TradingNode:
             raise
         self._components_built = True
 
-    def build(self, *, check_store: bool = True) -> None:
+    def build(self) -> None:
         """Create the clients from the registered factories and the strategies from the config.
 
         (Unless :meth:`build_components` did already.) With a state store: open it and restore.
-        ``check_store=False`` skips the store's integrity check on open: for a host that knows the
-        file passed it when it was last opened and that only SQLite has written it since (a node
-        restarted by its supervisor after a process crash; see ``SqliteStateStore``).
         """
         if not self._fsm.can(NodeTrigger.BUILD):
             self._fsm.trigger(NodeTrigger.BUILD)  # raises the specific refusal
@@ -271,19 +267,17 @@ class TradingNode:
             if not self._components_built:
                 self._build()
             if self.config.state is not None:
-                self._open_state(self.config.state, check_store)
+                self._open_state(self.config.state)
         except BaseException:
             self._dispose_now("build failed")
             raise
         self._move(NodeTrigger.BUILD)
 
-    def _open_state(self, state_config, check_integrity: bool) -> None:
+    def _open_state(self, state_config) -> None:
         """Start = recovery: open the store, put its state back, continue its event sequence."""
         from node.persistence.store import SqliteStateStore  # only nodes with a store pay for sqlite3
 
-        store = SqliteStateStore(
-            state_config.path, synchronous=state_config.synchronous.upper(), check_integrity=check_integrity
-        )
+        store = SqliteStateStore(state_config.path, synchronous=state_config.synchronous.upper())
         self.state_store = store
         loaded = store.load()
         self.recorder = StateRecorder(store, self.kernel, self.queues.exec_events, self.exec_clients)

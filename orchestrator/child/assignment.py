@@ -34,19 +34,11 @@ class Assignment:
     resume_after: int
     config: Mapping
     after_pid: int = 0  # the hung or crashed process it replaces (see ``predecessor``); 0: none
-    store_checked: bool = False  # the state store passed its check at its last open (see messages.assign)
 
     @classmethod
     def from_message(cls, msg: Mapping) -> Assignment:
         """From a decoded (already validated) ``assign`` message."""
-        return cls(
-            msg["node"],
-            msg["incarnation"],
-            msg["resume_after"],
-            msg["config"],
-            msg["after_pid"],
-            msg["store_checked"],
-        )
+        return cls(msg["node"], msg["incarnation"], msg["resume_after"], msg["config"], msg["after_pid"])
 
 
 def node_config(envelope: Mapping, heartbeat_interval_s: float) -> TradingNodeConfig:

@@ -243,8 +243,7 @@ class ChildSession:
                 self._waiting_for = assignment.after_pid  # it holds the store until it is gone
                 await wait_for_predecessor(assignment.after_pid)
                 self._waiting_for = None
-            # With a state store: start = recovery (node.live.recovery).
-            node.build(check_store=not assignment.store_checked)
+            node.build()  # with a state store: start = recovery (node.live.recovery)
         except Exception as exc:
             if is_config_problem(exc):
                 return config_ending(name, exc)

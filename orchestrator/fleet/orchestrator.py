@@ -381,12 +381,7 @@ class Orchestrator:
         await self._send(
             slot,
             messages.assign(
-                status.node,
-                status.incarnation,
-                self.config.assign_config(spec),
-                status.last_seq,
-                after_pid,
-                store_checked=status.store_checked,
+                status.node, status.incarnation, self.config.assign_config(spec), status.last_seq, after_pid
             ),
         )
 
@@ -446,16 +441,14 @@ class Orchestrator:
                 self._children.refill()
             return
         ending = classify_exit(exit_status, slot.intent, slot.note)
-        await self._after_exit(self._node_exited(slot, exit_status, ending), ending.reason)
+        await self._after_exit(self._node_exited(slot, ending), ending.reason)
 
-    def _node_exited(self, slot: Slot, exit_status: ExitStatus, ending: ExitClassification) -> NodeStatus:
+    def _node_exited(self, slot: Slot, ending: ExitClassification) -> NodeStatus:
         """``slot``'s child no longer runs its node: record how it ended; its status is returned."""
         node_id = slot.node_id
         del self._node_slot[node_id]
         self._heartbeats.forget(node_id)
         status = self.nodes[node_id]
-        if exit_status.signal != signal.SIGKILL:  # it ran to an end of its own: check its store again
-            status.store_checked = False
         status.last_exit = ending.text if slot.bye is None else f"{ending.text}: {slot.bye}"
         status.last_reason = ending.reason.value
         status.pid = None
@@ -546,9 +539,7 @@ class Orchestrator:
         (or not) follows. The exit, when seen, only closes the slot (``_watch_exit``)."""
         slot.handed_over = True
         ending = classify_exit(exit_status, slot.intent, slot.note)
-        self._nursery.start_soon(
-            self._after_exit, self._node_exited(slot, exit_status, ending), ending.reason
-        )
+        self._nursery.start_soon(self._after_exit, self._node_exited(slot, ending), ending.reason)
 
     def _on_hang(self, node_id: str) -> None:
         """``node_id`` missed its heartbeat deadline: SIGKILL its child and replace it at once.

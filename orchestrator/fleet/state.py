@@ -56,10 +56,6 @@ TRANSITIONS = MappingProxyType(
 )
 
 
-_UNSUPERVISED = frozenset({NodeState.STOPPED, NodeState.FAILED})
-"""States a node leaves only when asked to: nothing of the orchestrator runs it meanwhile."""
-
-
 class EventRate:
     """Events per second over the last ``window_s``, from counts kept in ``bucket_s`` buckets.
 
@@ -134,11 +130,6 @@ class NodeStatus:
     pnl_micros: int | None = None  # the node's last reported PnL (account currency, millionths)
     event_rate: EventRate = field(default_factory=EventRate)
     history: list = field(default_factory=list)  # (time, old state, transition, new state)
-    # A child of this run opened the node's state store (its integrity check passed), and the node
-    # has since been under supervision, its children ending only by SIGKILL (which cannot leave a
-    # torn page; the orchestrator clears this on any other end): a restart may skip the check
-    # (``messages.assign``). Cleared too when the node stops or fails: it is then started by hand.
-    store_checked: bool = False
 
     def apply(self, transition: Transition, now: float | None = None) -> NodeState:
         try:
@@ -151,10 +142,6 @@ class NodeStatus:
         self.history.append((now, self.state, transition, new))
         del self.history[:-64]  # a long-lived node keeps only its recent changes
         self.state = new
-        if new is NodeState.RUNNING:
-            self.store_checked = True
-        elif new in _UNSUPERVISED:  # its files may change before it is started again (by hand)
-            self.store_checked = False
         return new
 
     def to_dict(self, now: float) -> dict:

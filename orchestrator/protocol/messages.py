@@ -26,21 +26,12 @@ def hello(slot: str, pid: int, spare: bool) -> dict:
     return {"k": kinds.HELLO, "v": V, "slot": slot, "pid": pid, "spare": spare}
 
 
-def assign(
-    node: str,
-    incarnation: int,
-    config: Mapping,
-    resume_after: int,
-    after_pid: int = 0,
-    store_checked: bool = False,
-) -> dict:
+def assign(node: str, incarnation: int, config: Mapping, resume_after: int, after_pid: int = 0) -> dict:
     """Parent -> child: become ``node`` (incarnation >= 1); resend events after seq ``resume_after``.
 
     ``after_pid``: the process this child replaces, killed as hung or crashed, and possibly still
     being torn down by the kernel; the child takes the node's state store only once it has ended
-    (0: none). ``store_checked``: the node's state store passed its integrity check when a child of
-    this orchestrator run last opened it, and only the node's children have written it since (a
-    restart by the supervisor): the child skips that check (``SqliteStateStore``).
+    (0: none).
     """
     return {
         "k": kinds.ASSIGN,
@@ -50,7 +41,6 @@ def assign(
         "config": config,
         "resume_after": resume_after,
         "after_pid": after_pid,
-        "store_checked": store_checked,
     }
 
 

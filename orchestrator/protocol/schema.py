@@ -223,7 +223,6 @@ _SPECS: MappingProxyType[str, _Kind] = MappingProxyType(
                 _map("config"),
                 _int("resume_after", 0),
                 _int("after_pid", 0),
-                _Field("store_checked", (bool,), "bool"),
             ),
             _kind(kinds.PREPARE, _map("nodes"), extra_check=_check_prepared_nodes),
             _kind(kinds.CMD, _ident("id"), _ident("node"), _ident("name"), _map("args")),

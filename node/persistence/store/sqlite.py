@@ -12,11 +12,6 @@ Choices and why:
   rather than interleaving writes. The OS drops the lock when a process dies, so a restart after
   kill -9 is not blocked. It also keeps the WAL index in process memory (no -shm file).
 * **quick_check on open**: fail fast on a damaged file; the node must not start on half its state.
-  A host may skip it (``check_integrity=False``) when it knows the file passed the check at its
-  last open and only SQLite has written it since: a process's death cannot tear a page (what it
-  wrote is in the OS's cache, whole), and WAL recovery drops an unfinished commit. The
-  orchestrator does so for a node its supervisor restarts, where the check was most of a ms of
-  a ~15 ms restart; a first start, or a start by hand, checks.
 * **One connection per store, guarded by a lock**: stores share nothing (no module-level state), and
   a relay thread may read the outbox while the kernel thread writes.
 """
@@ -109,7 +104,6 @@ class SqliteStateStore(StateStore):
         self._tx: SqliteTransaction | None = None
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open(check_integrity, lock_timeout)
-        self.integrity_checked = check_integrity  # the open ran (and passed) the quick check
 
     # -- opening --------------------------------------------------------------------------------
 
