@@ -102,7 +102,7 @@ class CommandInbox:
     """Thread-safe arrival-ordered inbox, executed by one task on the kernel loop.
 
     ``wake_from_thread`` is set by the node while its loop runs: a callable that schedules
-    :meth:`wake` on the loop from a foreign thread without blocking (an anyio BlockingPortal).
+    :meth:`wake` on the loop from a foreign thread without blocking (``loop_backend.thread_waker``).
     """
 
     def __init__(self) -> None:

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import anyio
-from anyio.from_thread import BlockingPortal
 from anyio.lowlevel import get_async_backend
 
 from node.common.clock import LiveClock
@@ -54,6 +53,7 @@ from node.live.errors import (
     StartupError,
     UnknownClientFactory,
 )
+from node.live.loop_backend import open_task_group, thread_waker
 from node.live.loop_tasks import Liveness, TimerDriver
 from node.live.queues import KernelQueues
 from node.live.recorder import StateRecorder
@@ -391,8 +391,8 @@ class TradingNode:
         if self._stop_pending:  # a fatal error was reported before the loop ran
             self._stop_requested.set()
         try:
-            async with BlockingPortal() as portal, anyio.create_task_group() as tg:
-                self.inbox.wake_from_thread = portal.start_task_soon
+            self.inbox.wake_from_thread = thread_waker()
+            async with open_task_group() as tg:
                 self._start_workers(tg)
                 if handle_signals:  # installed before start-up goes on: a signal from now on stops us
                     await tg.start(self._watch_signals, name=f"{self.node_id}:signals")
@@ -468,7 +468,7 @@ class TradingNode:
     async def _run_client_streams(self) -> None:
         with anyio.CancelScope() as scope:
             self._streams_scope = scope
-            async with anyio.create_task_group() as group:
+            async with open_task_group() as group:
                 for client in [*self.data_clients, *self.exec_clients]:
                     group.start_soon(self._guard_stream, client, name=f"{self.node_id}:{client.id}")
 

@@ -28,6 +28,7 @@ import anyio
 
 from node.common.component import ComponentState
 from node.live.errors import StartupError, StartupFailed, StartupTimeout
+from node.live.loop_backend import open_task_group
 
 
 class NodeSequences:
@@ -99,7 +100,7 @@ class NodeSequences:
                 self._pending.remove(client.id)
                 self._log.info(f"{client.id} {done_word}")
 
-        async with anyio.create_task_group() as group:
+        async with open_task_group() as group:
             for client in clients:
                 group.start_soon(one, client)
         if errors:
