@@ -562,3 +562,31 @@ async def test_tcp_curve_round_trip_and_wrong_server_key_gets_nothing(tmp_path, 
                 assert await good.recv_multipart() == [b"welcome"]
                 with pytest.raises(t.PeerUnreachableError):
                     await router.send_multipart([b"intruder", b"x"])
+
+
+def test_a_context_the_garbage_collector_finds_unclosed_never_hangs_the_process(rundir):
+    """A context and its open socket garbage in one cycle: pyzmq's own ``Context.__del__`` would
+    wait in ``term()`` forever (the collector has cleared its weak reference to the socket)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import gc, sys, zmq\n"
+        "from orchestrator.transport.options import new_context\n"
+        "class Holder: pass\n"
+        "h = Holder(); h.ctx = new_context(); h.sock = h.ctx.socket(zmq.PUSH); h.me = h\n"
+        f"h.sock.connect({t.ipc_endpoint(rundir, 'nobody')!r})\n"
+        "del h\n"
+        "gc.collect()\n"
+        "print('collected')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", "-c", script],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "collected"
+    assert "Unclosed context" in done.stderr  # still reported, as pyzmq reports it

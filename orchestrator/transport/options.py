@@ -16,6 +16,7 @@ Why these options:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import zmq
@@ -44,11 +45,34 @@ def apply_options(sock: zmq.Socket, options: SocketOptions = DEFAULT_OPTIONS) ->
     sock.setsockopt(zmq.MAXMSGSIZE, options.max_frame_bytes)
 
 
+class _Context(zmq.Context):
+    """A zmq Context that never blocks the garbage collector.
+
+    pyzmq's ``Context.__del__`` closes the sockets it still tracks, then calls ``term()``, which
+    waits until every socket of the context is closed. When the context and one of its sockets
+    are garbage in the same reference cycle (an error's traceback holding a subscriber, say), the
+    collector has already cleared the weak references by which the context tracks that socket, so
+    nothing closes it and ``term()`` waits forever: the process hangs wherever the collector
+    happened to run (seen once in the test suite). A context found unclosed by the collector is
+    left to the process's exit instead, with the ResourceWarning pyzmq gives.
+    """
+
+    _repr_cls = "zmq.Context"
+
+    def __del__(self) -> None:
+        try:
+            if not self._shadow and not self.closed:
+                warnings.warn(f"Unclosed context {self}", ResourceWarning, stacklevel=2, source=self)
+        except Exception:  # the interpreter is shutting down: nothing left to warn with
+            pass
+
+
 def new_context() -> zmq.Context:
     """A fresh zmq Context for this process.
 
     There is deliberately no shared or global context: a Context must never cross a fork (DESIGN
     §5), so each process (parent, every child, the CLI) creates its own with this and passes it to
-    the socket factories, and terminates it on exit.
+    the socket factories, and terminates it on exit. One left unclosed never hangs the process
+    (``_Context``).
     """
-    return zmq.Context(io_threads=1)
+    return _Context(io_threads=1)
