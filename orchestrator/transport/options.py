@@ -16,6 +16,7 @@ Why these options:
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -53,17 +54,24 @@ class _Context(zmq.Context):
     are garbage in the same reference cycle (an error's traceback holding a subscriber, say), the
     collector has already cleared the weak references by which the context tracks that socket, so
     nothing closes it and ``term()`` waits forever: the process hangs wherever the collector
-    happened to run (seen once in the test suite). A context found unclosed by the collector is
-    left to the process's exit instead, with the ResourceWarning pyzmq gives.
+    happened to run (seen once in the test suite). Here a context found unclosed by the collector
+    is reported (the ResourceWarning pyzmq gives), its tracked sockets are closed at once, and it
+    is terminated in a thread of its own, which returns once the collector has finalized (and so
+    closed) the sockets of the cycle too.
     """
 
     _repr_cls = "zmq.Context"
 
     def __del__(self) -> None:
         try:
-            if not self._shadow and not self.closed:
-                warnings.warn(f"Unclosed context {self}", ResourceWarning, stacklevel=2, source=self)
-        except Exception:  # the interpreter is shutting down: nothing left to warn with
+            if self._shadow or self.closed:
+                return
+            warnings.warn(f"Unclosed context {self}", ResourceWarning, stacklevel=2, source=self)
+            for sock in list(self._sockets or ()):
+                if not sock.closed:
+                    sock.close(linger=0)
+            threading.Thread(target=self.term, name="zmq-context-term", daemon=True).start()
+        except Exception:  # the interpreter is shutting down: the process's exit frees it all
             pass
 
 
@@ -72,7 +80,7 @@ def new_context() -> zmq.Context:
 
     There is deliberately no shared or global context: a Context must never cross a fork (DESIGN
     §5), so each process (parent, every child, the CLI) creates its own with this and passes it to
-    the socket factories, and terminates it on exit. One left unclosed never hangs the process
-    (``_Context``).
+    the socket factories, and terminates it on exit. One left to the garbage collector never hangs
+    the process (``_Context``).
     """
     return _Context(io_threads=1)
