@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import anyio
 import pytest
 
@@ -52,8 +54,6 @@ def test_a_failing_task_comes_out_as_an_exception_group(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_thread_waker_runs_a_call_on_the_loop_from_another_thread(backend):
-    import threading
-
     async def main() -> tuple[int, int]:
         loop_thread = threading.get_ident()
         waker = thread_waker()
