@@ -6,8 +6,9 @@ import threading
 
 import anyio
 import pytest
+import trio
 
-from node.live.loop_backend import open_task_group, thread_waker
+from node.live.loop_backend import current_backend, open_task_group, thread_waker
 
 BACKENDS = ["asyncio", "trio"]
 
@@ -81,5 +82,13 @@ def test_the_thread_waker_raises_once_its_loop_has_ended(backend):
         return thread_waker()
 
     waker = anyio.run(main, backend=backend)
-    with pytest.raises(Exception):  # noqa: B017 (trio: RunFinishedError; asyncio: RuntimeError)
+    with pytest.raises(trio.RunFinishedError if backend == "trio" else RuntimeError):
         waker(lambda: None)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_backend_is_named_as_the_node_reports_it(backend):
+    async def main() -> str:
+        return current_backend()
+
+    assert anyio.run(main, backend=backend) == backend

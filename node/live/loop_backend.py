@@ -30,13 +30,14 @@ import anyio
 from anyio.lowlevel import get_async_backend
 
 
-def _on_trio() -> bool:
-    return get_async_backend().__module__.endswith("_trio")
+def current_backend() -> str:
+    """The name of the anyio backend the calling task runs on: ``"trio"`` or ``"asyncio"``."""
+    return get_async_backend().__module__.rpartition("_")[2]
 
 
 def open_task_group():
     """An async context manager: a task group for the calling loop (see the module docstring)."""
-    if _on_trio():
+    if current_backend() == "trio":
         import trio  # the loop is trio's: imported already
 
         return trio.open_nursery(strict_exception_groups=True)
@@ -45,7 +46,7 @@ def open_task_group():
 
 def thread_waker() -> Callable[[Callable[[], object]], object]:
     """For the calling loop: a function that runs ``fn()`` soon on it, callable from any thread."""
-    if _on_trio():
+    if current_backend() == "trio":
         import trio
 
         return trio.lowlevel.current_trio_token().run_sync_soon
@@ -54,4 +55,4 @@ def thread_waker() -> Callable[[Callable[[], object]], object]:
     return asyncio.get_running_loop().call_soon_threadsafe
 
 
-__all__ = ["open_task_group", "thread_waker"]
+__all__ = ["current_backend", "open_task_group", "thread_waker"]

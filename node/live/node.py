@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import anyio
-from anyio.lowlevel import get_async_backend
 
 from node.common.clock import LiveClock
 from node.live.bridge import KernelBridge
@@ -53,7 +52,7 @@ from node.live.errors import (
     StartupError,
     UnknownClientFactory,
 )
-from node.live.loop_backend import open_task_group, thread_waker
+from node.live.loop_backend import current_backend, open_task_group, thread_waker
 from node.live.loop_tasks import Liveness, TimerDriver
 from node.live.queues import KernelQueues
 from node.live.recorder import StateRecorder
@@ -375,7 +374,7 @@ class TradingNode:
         """
         if duration is not None and not duration > 0:
             raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
-        self.backend = get_async_backend().__module__.rpartition("_")[2]  # "asyncio" or "trio"
+        self.backend = current_backend()
         self._loop_thread = threading.get_ident()
         self._stop_requested = anyio.Event()
         self._stopped_async = anyio.Event()
