@@ -6,15 +6,16 @@ their job directly on the loop underneath:
 
 * **Task groups.** Since anyio 4.14 its task group wraps every task in a ``TaskHandle`` that has
   its own cancel scope and event. On the project's 2-core machine a group with 10 tasks cost
-  622 us against 256 us for a trio nursery (37 us more per task), and a node spawns ~19 tasks as
+  388-652 us against 139-269 us for a trio nursery (25-38 us more per task; bench/loop_backend.py),
+  and a node spawns ~19 tasks as
   it starts (a drain per engine queue, timers, liveness, commands, stream, the clients'
   connects). On trio's loop :func:`open_task_group` is a nursery, opened strict as anyio's group
   is; the node uses only what both have alike (``start_soon(fn, *args, name=...)``,
   ``start(fn, name=...)`` with ``task_status.started()``, ``cancel_scope.cancel()``, errors as
   exception groups). Elsewhere it is anyio's group.
 * **Waking the loop from another thread** (a ``stop()`` or a command from the host's thread):
-  anyio's way is a ``BlockingPortal``, a task group and a task of its own (167 us to open and
-  close, warm). :func:`thread_waker` is the loop's own thread-safe "call soon": trio's token,
+  anyio's way is a ``BlockingPortal``, a task group and a task of its own (28-54 us to open and
+  close, warm, and more on a restart's cold caches). :func:`thread_waker` is the loop's own thread-safe "call soon": trio's token,
   or asyncio's ``call_soon_threadsafe``. After the loop has ended it raises, as the portal did.
 
 Measured together, in fresh processes after a rehearsal (a recovery from a bench node's store,
