@@ -1,7 +1,7 @@
 """Restart latency (issue #4): kill -9 / SIGSTOP a trading node, time until its replacement runs.
 
-Three sandbox nodes trade (quote mean reversion on 200 quotes/s). N times a random node is
-killed with SIGKILL; the figure is the time from the kill to the replacement reporting RUNNING,
+Three sandbox nodes trade (quote mean reversion on 200 quotes/s each, ``--quote-rate``). N times
+a random node is killed with SIGKILL; the figure is the time from the kill to the replacement reporting RUNNING,
 as the orchestrator observes it (its trio clock when the RUNNING heartbeat arrives), split into
 kill -> death seen (the child's lifeline, ``orchestrator.process.lifeline``: as the kernel begins
 to tear the process down; else its exit), death seen -> replacement assigned, assigned -> RUNNING;
@@ -47,7 +47,7 @@ def node_doc(seed: int) -> dict:
         "node": {"trader_id": f"BENCH-{seed}", "log_level": "ERROR"},
         "venues": [{"name": "SIM", "starting_balances": ["1000000 USD"]}],
         "instruments": [{"id": "EUR/USD.SIM"}],
-        "data_clients": [{"type": "random_walk", "rate": 200.0, "seed": seed}],
+        "data_clients": [{"type": "random_walk", "rate": QUOTE_RATE["per_s"], "seed": seed}],
         "strategies": [
             {
                 "path": "node.strategies.quote_mean_reversion:QuoteMeanReversion",
@@ -58,6 +58,7 @@ def node_doc(seed: int) -> dict:
 
 
 NODE_STATE = {"mode": "full"}  # --node-state: the fleet default unless asked otherwise
+QUOTE_RATE = {"per_s": 200.0}  # --quote-rate: each node's random-walk quotes per second
 
 
 def config(runtime: Path, spares: int, heartbeat_timeout_s: float, zygote: bool = True) -> OrchestratorConfig:
@@ -201,15 +202,22 @@ def main() -> None:
         default="full",
         help="the nodes' state store (default full, the fleet default: every restart is a recovery)",
     )
+    parser.add_argument(
+        "--quote-rate",
+        type=float,
+        default=200.0,
+        help="quotes per second each node trades on (default 200; 1 measures restarts beside idle nodes)",
+    )
     args = parser.parse_args()
     NODE_STATE["mode"] = args.node_state
+    QUOTE_RATE["per_s"] = args.quote_rate
 
     warm = trio.run(session, 1, args.kills, args.stops, args.heartbeat_timeout, args.seed)
     cold = trio.run(session, 0, args.cold_kills, 0, args.heartbeat_timeout, args.seed)
     cold_exec = trio.run(session, 0, args.cold_kills, 0, args.heartbeat_timeout, args.seed, False)
 
     print(
-        f"\nrestart latency: 3 sandbox nodes trading (node_state = {args.node_state!r}); time until the replacement reports RUNNING\n"
+        f"\nrestart latency: 3 sandbox nodes trading {args.quote_rate:g} quotes/s each (node_state = {args.node_state!r}); time until the replacement reports RUNNING\n"
     )
     print(f"| {'case':<44} | {'n':>4} | {'p50 ms':>8} | {'p99 ms':>8} | {'max ms':>8} |")
     print(f"|{'-' * 46}|{'-' * 6}|{'-' * 10}|{'-' * 10}|{'-' * 10}|")
