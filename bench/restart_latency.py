@@ -4,9 +4,10 @@ Three sandbox nodes trade (quote mean reversion on 200 quotes/s each, ``--quote-
 a random node is killed with SIGKILL; the figure is the time from the kill to the replacement
 reporting RUNNING, as the orchestrator observes it (its trio clock when the RUNNING heartbeat
 arrives), split into kill -> death seen (the child's lifeline, ``orchestrator.process.lifeline``:
-as the kernel begins to tear the process down; else its exit), death seen -> replacement assigned, assigned -> RUNNING;
-and, beside that split, kill -> the old process reaped (the kernel's teardown, which a durable
-node's replacement waits for before it opens the store). Then the same
+as the kernel begins to tear the process down; else its exit), death seen -> replacement
+assigned, assigned -> RUNNING; and, beside that split, kill -> the old process reaped (the
+kernel's teardown, which a durable node's replacement waits for before it opens the store).
+Then the same
 with no warm spares, twice: children forked by the zygote (``orchestrator.child.zygote``, the
 default), then with ``zygote = false`` (every restart a cold interpreter start of the same child
 program: the baseline). Finally SIGSTOP (a hang): stop -> hang detected (heartbeat timeout) ->
