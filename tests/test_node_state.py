@@ -200,6 +200,34 @@ def test_the_recorder_stores_an_unencodable_message_with_its_data_replaced(tmp_p
     assert recorder.stats() == {"commits": 3, "events_committed": 4}
 
 
+def test_the_recorder_applies_acks_in_its_next_commit_not_in_a_transaction_of_their_own(tmp_path):
+    from types import SimpleNamespace
+
+    from node.live.recorder import StateRecorder
+
+    kernel = SimpleNamespace(strategies=[], exec_engine=SimpleNamespace(position_count=0))
+    queue = SimpleNamespace(snapshot=lambda: [])
+    with SqliteStateStore(tmp_path / "node.sqlite", synchronous="normal") as store:
+        recorder = StateRecorder(store, kernel, queue, [])
+        for seq in (1, 2, 3):
+            recorder(seq, "events.a", "A", object(), {"n": seq})
+        recorder.commit()
+        commits: list[str] = []  # each COMMIT is a transaction, and under FULL an fsync
+        store._conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        recorder.ack(2)  # noted on the loop; nothing written yet
+        assert commits == [] and [e.seq for e in store.outbox_after(0)] == [1, 2, 3]
+        recorder(4, "events.a", "A", object(), {"n": 4})
+        recorder.commit()  # the commit carries the ack: one transaction
+        assert commits == ["COMMIT"] and store.load().acked_seq == 2
+        assert [e.seq for e in store.outbox_after(0)] == [3, 4]
+        commits.clear()
+        recorder.ack(4)
+        recorder.close()  # acks that no commit carried are applied as the store closes
+    assert commits == ["COMMIT"]
+    with SqliteStateStore(tmp_path / "node.sqlite", synchronous="normal") as store:
+        assert store.load().acked_seq == 4 and list(store.outbox_after(0)) == []
+
+
 def test_a_corrupt_state_file_stops_the_node_at_build_naming_the_file(tmp_path):
     path = tmp_path / "node.sqlite"
     path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)

@@ -997,6 +997,47 @@ def test_a_partly_acked_run_stays_and_only_its_unacked_events_are_resent(store):
     assert outbox_rows(store.path) == []
 
 
+def test_an_ack_in_a_transaction_lands_with_its_commit_and_rolls_back_with_it(store):
+    """``tx.ack_outbox``: the recorder's acks ride on its next commit (no transaction of their own)."""
+    for _ in range(2):  # rows 1..3, 4..6
+        with store.transaction() as tx:
+            for _ in range(3):
+                tx.emit(TOPIC, "X", b"p")
+    with store.transaction() as tx:  # acks of earlier commits, with a new run: 7..8
+        tx.ack_outbox(2)
+        tx.ack_outbox(4)
+        tx.ack_outbox(1)  # older: the highest one counts
+        tx.append_outbox_run(7, (TOPIC, TOPIC), ("X", "X"), (b"7", b"8"))
+        assert [e.seq for e in store.outbox_after(0)][0] == 1  # nothing acked before the commit
+    assert store.load().acked_seq == 4 and [e.seq for e in store.outbox_after(0)] == [5, 6, 7, 8]
+    store.close()
+    assert [(first, last) for first, last, _ in outbox_rows(store.path)] == [(4, 6), (7, 8)]
+    store = reopen(store)
+
+    with pytest.raises(RuntimeError), store.transaction() as tx:  # a rolled back ack is undone
+        tx.ack_outbox(8)
+        raise RuntimeError("the commit failed")
+    assert store.load().acked_seq == 4
+    with pytest.raises(OutboxAckError, match="only 9"), store.transaction() as tx:  # never issued
+        tx.emit(TOPIC, "X", b"9")
+        tx.ack_outbox(10)
+    assert store.load().last_seq == 8 and store.load().acked_seq == 4  # the whole commit rolled back
+    with store.transaction() as tx:  # an ack may cover the run of its own commit
+        tx.emit(TOPIC, "X", b"9")
+        tx.ack_outbox(9)
+    assert list(store.outbox_after(0)) == [] and store.load().acked_seq == 9
+    store = reopen(store)
+    assert store.load().acked_seq == 9 and store.load().last_seq == 9
+    with store.transaction() as tx:
+        with pytest.raises(InvalidStateValueError):
+            tx.ack_outbox(-1)
+    with store.transaction() as tx:
+        pass
+    with pytest.raises(TransactionClosedError):
+        tx.ack_outbox(9)
+    store.close()
+
+
 def test_outbox_after_pages_through_many_long_runs(store):
     rows = store_module().OUTBOX_PAGE * 2 + 3
     for _ in range(rows):

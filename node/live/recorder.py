@@ -8,7 +8,8 @@ through the ordinary start-up (``node.live.recovery``). Two rules make that safe
   and positions are rebuilt from those), the last account states, every strategy's client order
   id counter and saved state (``on_save``), the position id counter, the execution events
   received but not yet applied, and the state of in-process venues (the sandbox's simulated
-  exchange, ``persists_state``). So after a crash, state, outbox and venue can never disagree:
+  exchange, ``persists_state``), and the orchestrator's acks received so far (which delete the
+  outbox rows it has journaled). So after a crash, state, outbox and venue can never disagree:
   an order is either in the node *and* at the venue, or in neither.
 * **Nothing leaves the process before it is durable**: the streaming port awaits
   :meth:`StateRecorder.commit_async` before it hands any not yet committed message to its sink
@@ -174,16 +175,25 @@ class StateRecorder:
             self._forget_closed(tx, orders, positions)
 
     def _write(self, writes: list[tuple], outbox: tuple | None) -> None:
-        """Apply gathered writes in one transaction, then the acks received meanwhile."""
+        """Apply gathered writes in one transaction, with the acks received until now.
+
+        The acks ride on the commit (``StateTransaction.ack_outbox``): a transaction of their own
+        cost a second fsync per commit. Acks that arrive after this one wait for the next commit
+        or the store's close; until then a restart resends those events (module docstring).
+        """
+        acked = self._acked
         with self.store.transaction() as tx:
             for name, args in writes:
                 getattr(tx, name)(*args)
             if outbox is not None:
                 tx.append_outbox_run(*outbox)  # refuses a run that does not continue the store's sequence
+            if acked > self._acked_applied:
+                tx.ack_outbox(acked)
+        if acked > self._acked_applied:
+            self._acked_applied = acked
         self.commits += 1
         if outbox is not None:
             self.events_committed += len(outbox[1])
-        self._apply_acks()
 
     def _record_order_event(self, tx, event: OrderEvent, type_name: str) -> None:
         coid = event.client_order_id
@@ -240,7 +250,7 @@ class StateRecorder:
         """The orchestrator journaled every event up to ``seq``: they need no resend.
 
         Only noted here (the loop must not wait on the store's lock while a commit writes); the
-        rows are deleted after the next commit, or when the store closes. Until then a restart
+        rows are deleted by the next commit, or when the store closes. Until then a restart
         resends them and the orchestrator drops them as duplicates.
         """
         if seq > self._acked:

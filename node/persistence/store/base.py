@@ -167,6 +167,14 @@ class StateTransaction(ABC):
     def add_outbox(self, seq: int, topic: str, event_type: str, payload: bytes) -> None:
         """Queue an event for streaming under a seq allocated by ``next_seq`` in this transaction."""
 
+    @abstractmethod
+    def ack_outbox(self, seq: int) -> None:
+        """``StateStore.ack_outbox`` in this transaction: applied at commit, after its outbox run.
+
+        For a writer that commits often (the node's recorder): the peer's acks ride on the next
+        commit instead of costing a transaction (and an fsync) of their own.
+        """
+
     def append_outbox(self, entries) -> None:
         """Queue ``(seq, topic, event_type, payload)`` entries whose seqs continue the sequence.
 

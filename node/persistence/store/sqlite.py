@@ -40,7 +40,6 @@ from node.persistence.store.checks import check_int64
 from node.persistence.store.errors import (
     InvalidStateValueError,
     NestedTransactionError,
-    OutboxAckError,
     StateStoreClosedError,
     StateStoreCorruptError,
     StateStoreLockedError,
@@ -48,7 +47,7 @@ from node.persistence.store.errors import (
 )
 from node.persistence.store.migrations import ensure_schema
 from node.persistence.store.schema import MIGRATE_V1_RUN, unpack_run
-from node.persistence.store.sqlite_transaction import UPSERT_COUNTER, SqliteTransaction
+from node.persistence.store.sqlite_transaction import SqliteTransaction, apply_ack
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 WAL_AUTOCHECKPOINT_PAGES = 64
@@ -175,7 +174,7 @@ class SqliteStateStore(StateStore):
             conn = self._db()
             self._no_open_transaction("transaction() entered")
             conn.execute("BEGIN IMMEDIATE")
-            tx = self._tx = SqliteTransaction(conn)
+            tx = self._tx = SqliteTransaction(conn, self.path)
             try:
                 yield tx
                 tx._finish()
@@ -269,22 +268,7 @@ class SqliteStateStore(StateStore):
             self._no_open_transaction("ack_outbox() called")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                values = dict(
-                    conn.execute(
-                        "SELECT name, value FROM counters WHERE name IN (?, ?)", (SEQ_COUNTER, ACKED_COUNTER)
-                    )
-                )
-                issued, acked = values.get(SEQ_COUNTER, 0), values.get(ACKED_COUNTER, 0)
-                if seq > issued:
-                    raise OutboxAckError(
-                        f"ack of seq {seq} for state store {self.path}, but only {issued} events were ever "
-                        f"issued; the peer is acking another node's (or a newer store's) events"
-                    )
-                if seq > acked:
-                    # first_seq <= seq bounds the scan by the primary key (rows never overlap, so
-                    # last_seq ascends with first_seq): only the rows deleted and one partly acked.
-                    conn.execute("DELETE FROM outbox WHERE first_seq <= ?1 AND last_seq <= ?1", (seq,))
-                    conn.execute(UPSERT_COUNTER, (ACKED_COUNTER, seq))
+                apply_ack(conn, seq, self.path)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

@@ -13,10 +13,11 @@ import sqlite3
 from collections.abc import Mapping
 from operator import itemgetter
 
-from node.persistence.store.base import RESERVED_COUNTERS, SEQ_COUNTER, StateTransaction
+from node.persistence.store.base import ACKED_COUNTER, RESERVED_COUNTERS, SEQ_COUNTER, StateTransaction
 from node.persistence.store.checks import check_bytes, check_int64, check_text
 from node.persistence.store.errors import (
     InvalidStateValueError,
+    OutboxAckError,
     OutboxSequenceError,
     ReservedCounterError,
     TransactionClosedError,
@@ -31,10 +32,22 @@ UPSERT_COUNTER = (
 class SqliteTransaction(StateTransaction):
     """One open write transaction; the store commits or rolls it back."""
 
-    __slots__ = ("_conn", "_closed", "_seq", "_allocated", "_unadded", "_run", "_ordered", "_columns")
+    __slots__ = (
+        "_conn",
+        "_closed",
+        "_seq",
+        "_allocated",
+        "_unadded",
+        "_run",
+        "_ordered",
+        "_columns",
+        "_ack",
+        "_path",
+    )
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: object = "?") -> None:
         self._conn = conn
+        self._path = path  # the database file, for error messages
         self._closed = False
         self._seq: int | None = None  # last seq allocated here; None until one is
         self._allocated: list[int] = []  # by next_seq
@@ -45,6 +58,7 @@ class SqliteTransaction(StateTransaction):
         self._columns: tuple | None = None
         self._run: list[tuple] = []
         self._ordered = True
+        self._ack: int | None = None  # the highest ack_outbox() seq, applied by _finish
 
     def _db(self) -> sqlite3.Connection:
         if self._closed:
@@ -206,6 +220,12 @@ class SqliteTransaction(StateTransaction):
                 zip(range(first, first + len(topics)), topics, event_types, payloads, strict=True)
             )
 
+    def ack_outbox(self, seq: int) -> None:
+        seq = check_int64("ack seq", seq)
+        self._db()
+        if self._ack is None or seq > self._ack:
+            self._ack = seq
+
     def _finish(self) -> None:
         """Before COMMIT: every allocated seq has its outbox entry; write the run; persist the last seq."""
         if self._unadded:
@@ -230,6 +250,30 @@ class SqliteTransaction(StateTransaction):
             insert_run(self._conn, first, last, topics, event_types, payloads)
         if self._seq is not None:
             self._conn.execute(UPSERT_COUNTER, (SEQ_COUNTER, self._seq))
+        if self._ack is not None:  # after the run: an ack may cover the seqs this commit issued
+            apply_ack(self._conn, self._ack, self._path)
+
+
+def apply_ack(conn: sqlite3.Connection, seq: int, path) -> None:
+    """In the open write transaction: drop the outbox rows ``seq`` covers entirely.
+
+    The acked counter rises to ``seq`` and hides the rest of a partly acked row. An ack of a seq
+    never issued raises ``OutboxAckError`` (the caller rolls back); an older ack changes nothing.
+    """
+    values = dict(
+        conn.execute("SELECT name, value FROM counters WHERE name IN (?, ?)", (SEQ_COUNTER, ACKED_COUNTER))
+    )
+    issued, acked = values.get(SEQ_COUNTER, 0), values.get(ACKED_COUNTER, 0)
+    if seq > issued:
+        raise OutboxAckError(
+            f"ack of seq {seq} for state store {path}, but only {issued} events were ever "
+            f"issued; the peer is acking another node's (or a newer store's) events"
+        )
+    if seq > acked:
+        # first_seq <= seq bounds the scan by the primary key (rows never overlap, so last_seq
+        # ascends with first_seq): only the rows deleted and one partly acked.
+        conn.execute("DELETE FROM outbox WHERE first_seq <= ?1 AND last_seq <= ?1", (seq,))
+        conn.execute(UPSERT_COUNTER, (ACKED_COUNTER, seq))
 
 
 _by_seq = itemgetter(0)
