@@ -1,0 +1,130 @@
+"""The Orchestrator's side of the node ROUTER: what it sends, and what it does with each message.
+
+Part of :class:`orchestrator.fleet.orchestrator.Orchestrator`, as a mixin (these share its
+sockets, slots and node statuses). One trio task owns reading the ROUTER (``_recv_loop``); any
+task may send on it (the TrioSocket re-check protocol keeps the reader awake). Every inbound
+message is checked (``codec.decode_relay``): an invalid one is counted, logged and answered with
+``error``, and never stops the orchestrator. Event frames go to the ``EventRelay``
+(``orchestrator.fleet.relay``), acked once per received batch; heartbeats feed the
+HeartbeatMonitor and make a STARTING node RUNNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+import zmq
+
+from orchestrator.fleet.slots import Slot
+from orchestrator.fleet.state import NodeState, Transition
+from orchestrator.protocol import codec, messages
+from orchestrator.protocol.codec import EvtBatch
+from orchestrator.protocol.errors import ProtocolError
+from orchestrator.supervision.exit_reason import Intent
+from orchestrator.transport.errors import PeerUnreachableError
+
+log = logging.getLogger("orchestrator")
+
+
+class NodeWire:
+    """The Orchestrator's messaging with its children (module docstring)."""
+
+    async def _send(self, slot: Slot, msg: dict) -> None:
+        await self._router.send_multipart([slot.identity, codec.encode(msg)])
+
+    async def _parent_heartbeats(self) -> None:
+        interval = self.config.heartbeat_interval_s
+        while True:
+            frame = codec.encode(messages.hb(time.time_ns(), "orchestrator", {}))
+            for slot in list(self._slots.values()):
+                try:
+                    await self._router.send_multipart([slot.identity, frame])
+                except (PeerUnreachableError, zmq.ZMQError):
+                    pass  # not connected yet, or gone: its exit is handled by its watcher
+            await trio.sleep(interval)
+
+    async def _recv_loop(self) -> None:
+        router = self._router
+        relay = self.relay
+        while True:
+            for frames in await router.recv_batch(256):
+                await self._handle(frames)
+            # Acks are cumulative: one per child per received batch covers all its frames in it.
+            await relay.ack_pending()
+
+    async def _handle(self, frames: list) -> None:
+        if len(frames) != 2:
+            self._invalid_messages += 1
+            log.warning("dropped a message with %d frames (expected identity + 1)", len(frames))
+            return
+        identity, frame = frames
+        try:
+            # An evt frame comes back as an EvtBatch: envelope and seq range checked, events not
+            # decoded (the relay forwards them as received; see codec.decode_relay for the boundary).
+            msg = codec.decode_relay(frame)
+        except ProtocolError as exc:
+            self._invalid_messages += 1
+            log.warning("invalid message from %r: %s", identity, exc)
+            await self._reply_error(identity, exc.code, str(exc))
+            return
+        slot = self._slots.get(identity)
+        if slot is None:
+            self._invalid_messages += 1
+            await self._reply_error(
+                identity, "unknown_peer", "this orchestrator did not start a child with that id"
+            )
+            return
+        if type(msg) is EvtBatch:
+            await self.relay.on_events(slot, msg)
+            return
+        kind = msg["k"]
+        if kind == "hb":
+            self._on_heartbeat(slot, msg)
+        elif kind == "reply":
+            waiter = self._replies.get(msg["id"])
+            if waiter is not None:
+                waiter[1].append(msg)
+                waiter[0].set()
+        elif kind == "hello":
+            slot.ready.set()
+        elif kind == "bye":
+            slot.bye = msg["reason"]
+        elif kind == "error":
+            log.warning("child %s reported an error: %s", slot.slot_id, msg["message"])
+        else:
+            self._invalid_messages += 1
+            await self._reply_error(identity, "unexpected_kind", f"a child may not send {kind!r}")
+
+    async def _reply_error(self, identity: bytes, code: str, message: str) -> None:
+        try:
+            await self._router.send_multipart([identity, codec.encode(messages.error(code, message, None))])
+        except (PeerUnreachableError, zmq.ZMQError):
+            pass
+
+    def _on_heartbeat(self, slot: Slot, msg: dict) -> None:
+        node_id = slot.node_id
+        if node_id is None or self._node_slot.get(node_id) is not slot:
+            return
+        status = self.nodes[node_id]
+        now = trio.current_time()
+        status.last_heartbeat = now
+        status.event_rate.start(now)
+        pnl = msg["counters"].get("pnl_micros")
+        if pnl is not None:
+            status.pnl_micros = pnl
+        if slot.intent is Intent.STOP:
+            return  # being stopped: no hang deadline (see _end_slot)
+        if status.state is NodeState.STARTING:
+            if msg["state"] == "RUNNING":
+                status.started_at = now
+                self._move(status, Transition.STARTED, cold=slot.cold)
+                self._heartbeats.beat(node_id, now)
+            else:
+                self._heartbeats.beat(node_id, now, timeout_s=self.config.startup_timeout_s)
+        else:
+            self._heartbeats.beat(node_id, now)
+
+
+__all__ = ["NodeWire"]
