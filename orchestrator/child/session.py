@@ -16,7 +16,9 @@ several senders and one reader safe on one socket):
   RUNNING reaches the parent at once (``heartbeat``).
 
 One control channel and one task deciding keeps every "what now?" in one place; the other tasks
-only report.
+only report. The receiver and its handlers are in ``orchestrator.child.inbound``, the control
+items in ``orchestrator.child.control``, the status and heartbeat counters in
+``orchestrator.child.reporting`` (mixins of :class:`ChildSession`); this module is the main task.
 
 **Ending.** Whatever ends the child, :meth:`ChildSession._finish` runs the same steps: an
 ``error`` if the config was refused, every event handed over so far is sent, replies to pending
@@ -38,26 +40,24 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from functools import partial
 
 import trio
 
 from node.backtest.config import ConfigError
-from node.live.errors import InvalidCommand, NodeStateError
+from node.live.errors import NodeStateError
 from node.live.node import NODE_TOPIC, NodeStateChanged, TradingNode
 from node.live.states import NodeState
-from orchestrator.child import error_codes
 from orchestrator.child.assignment import Assignment, node_config
 from orchestrator.child.cli import ChildOptions
-from orchestrator.child.commands import (
-    NODE_COMMANDS,
-    PING,
-    STATUS,
-    STOP,
-    InvalidArguments,
-    UnknownCommand,
-    node_command,
+from orchestrator.child.control import (
+    ENDING,
+    SPARE,
+    Assigned,
+    NodeEnded,
+    ParentLost,
+    Signalled,
+    SpareStop,
 )
 from orchestrator.child.ending import (
     Ending,
@@ -67,31 +67,29 @@ from orchestrator.child.ending import (
     node_ending,
     state_ending,
 )
-from orchestrator.child.futures import wait_future
-from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog, pnl_micros
+from orchestrator.child.heartbeat import HeartbeatPacer, ParentWatchdog
+from orchestrator.child.inbound import ParentMessages
 from orchestrator.child.log import ChildLog
 from orchestrator.child.logfile import NodeLogFile
-from orchestrator.child.outbox import EventOutbox, InvalidAck
+from orchestrator.child.outbox import EventOutbox
 from orchestrator.child.predecessor import wait_for_predecessor
 from orchestrator.child.prepared import PreparedNodes
 from orchestrator.child.rehearsal import RehearsalReport, rehearse
 from orchestrator.child.replies import ReplyCache
+from orchestrator.child.reporting import ChildReports
 from orchestrator.child.resend import StateBehindJournal, resend_unacked
 from orchestrator.process.exit_codes import ChildExit
 from orchestrator.protocol import (
     ProtocolError,
     bye,
-    decode,
     encode,
     error,
-    error_from,
     hb,
     hello,
     kinds,
     reply_error,
     reply_ok,
 )
-from orchestrator.protocol.errors import MALFORMED
 from orchestrator.transport import TrioSocket
 
 ACK_WAIT_S = 1.0
@@ -105,41 +103,8 @@ PARENT_LOST_STOP_S = 2.0
 LOG_CHECK_S = 1.0
 """How often the node's log file size is checked for rotation."""
 
-SPARE = "spare"
-NODE = "node"
-ENDING = "ending"
 
-
-# -- control items: what the main task is told -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Assigned:
-    assignment: Assignment
-
-
-@dataclass(frozen=True, slots=True)
-class _SpareStop:
-    cmd_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _ParentLost:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Signalled:
-    signum: int
-
-
-@dataclass(frozen=True, slots=True)
-class _NodeEnded:
-    error: BaseException | None
-    stop_reason: str
-
-
-class ChildSession:
+class ChildSession(ParentMessages, ChildReports):
     """The child's state machine over one connected DEALER (see module docstring)."""
 
     def __init__(self, sock: TrioSocket, options: ChildOptions, log: ChildLog, warmup_s: float) -> None:
@@ -201,14 +166,14 @@ class ChildSession:
     async def _wait_as_spare(self) -> Assignment | Ending:
         while True:
             item = await self._control_out.receive()
-            if isinstance(item, _Assigned):
+            if isinstance(item, Assigned):
                 return item.assignment
-            if isinstance(item, _SpareStop):
+            if isinstance(item, SpareStop):
                 self._stop_cmd_ids.append(item.cmd_id)
                 return Ending(ChildExit.OK, f"spare stopped by command {item.cmd_id!r}")
-            if isinstance(item, _ParentLost):
+            if isinstance(item, ParentLost):
                 return Ending(ChildExit.PARENT_LOST, item.reason)
-            if isinstance(item, _Signalled):
+            if isinstance(item, Signalled):
                 return Ending(ChildExit.OK, f"spare stopped by signal {signal.Signals(item.signum).name}")
 
     async def _serve(self, assignment: Assignment) -> Ending:
@@ -316,7 +281,7 @@ class ChildSession:
             node.dispose()
         except Exception as exc:
             self._log.exception(f"disposing node {node.node_id} failed", exc)
-        self._control_in.send_nowait(_NodeEnded(error_, stop_reason))
+        self._control_in.send_nowait(NodeEnded(error_, stop_reason))
 
     async def _supervise(self, node: TradingNode) -> Ending:
         """React to control items until the node has ended."""
@@ -330,7 +295,7 @@ class ChildSession:
                 item = await self._control_out.receive()
             if item is None:
                 self._abandon(f"{parent_lost}; node {name!r} did not stop within {PARENT_LOST_STOP_S:g} s")
-            if isinstance(item, _NodeEnded):
+            if isinstance(item, NodeEnded):
                 if item.error is not None and item.error is not node.failure:
                     self._log.exception(f"node {name!r} raised unexpectedly", item.error)
                 ending = node_ending(name, item.error, item.stop_reason)
@@ -338,11 +303,11 @@ class ChildSession:
                     return ending
                 how = f"node {name!r} stopped cleanly" if ending.code is ChildExit.OK else ending.reason
                 return Ending(ChildExit.PARENT_LOST, f"{parent_lost}; {how}")
-            if isinstance(item, _ParentLost):
+            if isinstance(item, ParentLost):
                 parent_lost = item.reason
                 give_up_at = trio.current_time() + PARENT_LOST_STOP_S
                 self._stop_node(item.reason)
-            elif isinstance(item, _Signalled):
+            elif isinstance(item, Signalled):
                 self._stop_node(f"signal {signal.Signals(item.signum).name}")
 
     def _stop_node(self, reason: str) -> None:
@@ -400,11 +365,11 @@ class ChildSession:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             task_status.started()
             async for signum in signals:
-                self._control_in.send_nowait(_Signalled(signum))
+                self._control_in.send_nowait(Signalled(signum))
 
     async def _watch_parent(self) -> None:
         reason = await self._watchdog.watch()
-        self._control_in.send_nowait(_ParentLost(reason))
+        self._control_in.send_nowait(ParentLost(reason))
 
     async def _send_heartbeats(self, pacer: HeartbeatPacer, node: TradingNode) -> None:
         while True:
@@ -460,213 +425,6 @@ class ChildSession:
         self.unexpected_messages += 1
         self._log.write(f"refused a message ({code}): {message}")
         await self._send(error(code, message, ref))
-
-    # -- receiving --------------------------------------------------------------------------------
-
-    async def _receive_loop(self) -> None:
-        while True:
-            frames = await self._sock.recv_multipart()
-            if len(frames) != 1:
-                await self._malformed(
-                    ProtocolError(MALFORMED, f"expected one frame per message, got {len(frames)}")
-                )
-                continue
-            try:
-                msg = decode(frames[0])
-            except ProtocolError as exc:
-                await self._malformed(exc)
-                continue
-            await self._dispatch(msg)
-
-    async def _malformed(self, exc: ProtocolError) -> None:
-        self.malformed_frames += 1
-        self._log.write(f"malformed frame #{self.malformed_frames} from the parent: {exc}")
-        await self._send(error_from(exc))
-
-    async def _dispatch(self, msg: dict) -> None:
-        kind = msg["k"]
-        if kind == kinds.HB:
-            self._watchdog.beat()
-        elif kind == kinds.ACK:
-            await self._on_ack(msg)
-        elif kind == kinds.CMD:
-            await self._on_cmd(msg)
-        elif kind == kinds.ASSIGN:
-            await self._on_assign(msg)
-        elif kind == kinds.ERROR:
-            self.parent_errors += 1
-            ref = f" (about {msg['ref']})" if msg["ref"] else ""
-            self._log.write(f"the parent reported an error{ref}: {msg['code']}: {msg['message']}")
-        else:
-            await self._refuse(error_codes.UNEXPECTED, f"a child does not take {kind!r} messages")
-
-    async def _on_assign(self, msg: dict) -> None:
-        if self._phase != SPARE:
-            if self._assignment is not None:
-                why = f"this child already runs node {self._assignment.node!r}"
-            else:
-                why = "this spare is stopping"
-            await self._refuse(error_codes.UNEXPECTED, f"assign of node {msg['node']!r} refused: {why}")
-            return
-        self._phase = NODE
-        self._assignment = Assignment.from_message(msg)
-        self._control_in.send_nowait(_Assigned(self._assignment))
-
-    async def _on_ack(self, msg: dict) -> None:
-        outbox = self._outbox
-        if outbox is None or msg["node"] != outbox.node:
-            running = f"node {outbox.node!r}" if outbox is not None else "no node"
-            await self._refuse(
-                error_codes.UNEXPECTED, f"ack for node {msg['node']!r}, but this child runs {running}"
-            )
-            return
-        try:
-            outbox.ack(msg["seq"])
-        except InvalidAck as exc:
-            await self._refuse(error_codes.INVALID_FIELD, str(exc))
-            return
-        recorder = self._node.recorder if self._node is not None else None
-        if recorder is not None:  # journaled by the parent: no resend after a restart
-            recorder.ack(msg["seq"])
-
-    async def _on_cmd(self, msg: dict) -> None:
-        self.commands += 1
-        cmd_id, name, target, args = msg["id"], msg["name"], msg["node"], msg["args"]
-        replies = self._replies
-        if replies.reply_for(cmd_id) is not None or replies.is_pending(cmd_id):
-            first = replies.repeat(cmd_id)  # carried out once: the repeat gets the first reply
-            if first is not None:
-                await self._send(first)
-            return
-        replies.begin(cmd_id)
-        if name == PING:
-            await self._send(reply_ok(cmd_id, "pong"))
-            return
-        assignment = self._assignment
-        if assignment is not None and target != assignment.node:
-            await self._send(reply_error(cmd_id, f"this child runs node {assignment.node!r}, not {target!r}"))
-            return
-        if name == STATUS:
-            await self._send(reply_ok(cmd_id, self._status()))
-        elif name == STOP:
-            await self._on_stop(cmd_id)
-        elif name in NODE_COMMANDS:
-            await self._on_node_command(cmd_id, name, args)
-        else:
-            await self._send(reply_error(cmd_id, str(UnknownCommand(name))))
-
-    async def _on_stop(self, cmd_id: str) -> None:
-        if self._phase == SPARE:
-            self._phase = ENDING  # an assign racing with this stop is refused
-            self._control_in.send_nowait(_SpareStop(cmd_id))
-            return
-        if self._ending is not None and self._stop_replies_sent:  # too late to join: answer now
-            await self._send(reply_ok(cmd_id, self._stop_result(self._ending)))
-            return
-        self._stop_cmd_ids.append(cmd_id)
-        self._stop_node(f"stop command {cmd_id!r}")
-
-    async def _on_node_command(self, cmd_id: str, name: str, args: dict) -> None:
-        node = self._node
-        if node is None:
-            state = "a spare: no node is assigned" if self._phase == SPARE else "not running a node"
-            await self._send(reply_error(cmd_id, f"command {name!r} needs a node; this child is {state}"))
-            return
-        try:
-            future = node.inject(node_command(name, args))
-        except (InvalidArguments, InvalidCommand) as exc:
-            await self._send(reply_error(cmd_id, str(exc)))
-            return
-        self._replies_in_flight += 1  # counted now: _finish must see it before the task starts
-        self._nursery.start_soon(self._reply_when_done, cmd_id, future)
-
-    async def _reply_when_done(self, cmd_id: str, future) -> None:
-        try:
-            try:
-                result = await wait_future(future)
-            except Exception as exc:
-                msg = reply_error(cmd_id, f"{type(exc).__name__}: {exc}")
-            else:
-                msg = reply_ok(cmd_id, result)
-            await self._send(msg)
-        finally:
-            self._replies_in_flight -= 1
-            done = self._replies_done
-            if done is not None and not self._replies_in_flight:
-                self._replies_done = None
-                done.set()
-
-    async def _wait_replies(self) -> None:
-        while self._replies_in_flight:
-            if self._replies_done is None:
-                self._replies_done = trio.Event()
-            await self._replies_done.wait()
-
-    # -- reporting --------------------------------------------------------------------------------
-
-    def _child_stats(self) -> dict:
-        assignment = self._assignment
-        stats = {
-            "slot": self._options.slot,
-            "pid": os.getpid(),
-            "phase": self._phase,
-            "node": assignment.node if assignment else None,
-            "incarnation": assignment.incarnation if assignment else None,
-            "warmup_ms": round(self._warmup_s * 1000, 3),
-            "rehearsal_ms": None if self._rehearsal is None else round(self._rehearsal.seconds * 1000, 3),
-            "prepared_nodes": len(self._prepared),  # built ahead and not used (yet)
-            "prepared": self._prepared.used,  # the assigned node was built ahead
-            "waiting_for_pid": self._waiting_for,  # the predecessor (hung or crashed) whose end it awaits
-            "late_imports": sorted(set(sys.modules) - self._modules_at_hello),
-            "parent_heartbeats": self._watchdog.beats,
-            "malformed_frames": self.malformed_frames,
-            "unexpected_messages": self.unexpected_messages,
-            "parent_errors": self.parent_errors,
-            "commands": self.commands,
-            "repeated_commands": self._replies.repeats,
-        }
-        if self._outbox is not None:
-            stats.update(self._outbox.stats())
-        return stats
-
-    def _status(self) -> dict:
-        node = self._node
-        if node is None:
-            return {"child": self._child_stats()}
-        return {**node.stats(), "child": self._child_stats()}
-
-    def _counters(self, node: TradingNode) -> dict[str, int]:
-        stats = node.stats()
-        queues = stats["queues"].values()
-        stream = stats["stream"]
-        counters = {
-            "events_published": stream["published"],
-            "stream_buffered": stream["buffered"],
-            "sink_errors": stream["sink_errors"],
-            "data_dropped": sum(q["dropped"] for q in queues),
-            "queue_errors": sum(q["errors"] for q in queues),
-            "commands_executed": stats["commands"]["executed"],
-            "commands_failed": stats["commands"]["failed"],
-            "liveness_ticks": stats["liveness"]["count"],
-            "malformed_frames": self.malformed_frames,
-        }
-        if self._outbox is not None:
-            counters.update(self._outbox.stats())
-        pnl = self._pnl_micros(node)
-        if pnl is not None:
-            counters["pnl_micros"] = pnl
-        return counters
-
-    def _pnl_micros(self, node: TradingNode) -> int | None:
-        """The node's PnL for the heartbeat (see ``heartbeat.pnl_micros``); never fails the heartbeat."""
-        kernel = node.kernel
-        try:
-            return pnl_micros(kernel.portfolio, kernel.cache.accounts())
-        except Exception as exc:  # a bug here must not look like a hang (no hb) to the parent
-            if not self._pnl_failed:
-                self._pnl_failed = True
-                self._log.exception("computing the node's PnL for the heartbeat failed", exc)
-            return None
 
 
 __all__ = ["ACK_WAIT_S", "PARENT_LOST_STOP_S", "ChildSession"]
