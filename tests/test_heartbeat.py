@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import trio
@@ -273,3 +274,58 @@ async def test_a_heartbeat_sent_at_a_state_change_paces_the_next_tick_from_it():
     assert await _due_now(pacer) == 100_000_000
     pacer.due_now(101_000_000)  # a state change the socket could not take at once: due regardless
     assert await _due_now(pacer) == 101_000_000
+
+
+@pytest.mark.trio
+async def test_a_watcher_that_was_held_up_looks_again_before_judging(autojump_clock):
+    """Held up (its process stopped, say) past the deadlines, the watcher does not report nodes
+    whose heartbeats it could not read; a node still silent once it has looked again is reported."""
+    mon = HeartbeatMonitor(0.3)  # settle_s: 0.05
+    rec = Recorder()
+    held_up: list[float] = []
+    t0 = trio.current_time()
+    mon.beat("beats", t0)
+    mon.beat("silent", t0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(mon.watch, rec, on_held_up=held_up.append))
+        await trio.testing.wait_all_tasks_blocked()  # the watcher sleeps until t0 + 0.3
+        autojump_clock.jump(1.0)  # nothing of ours ran for a second: every deadline is long past
+        await trio.sleep(0.01)  # the heartbeat that waited in the socket, read after the hold-up
+        resumed = trio.current_time()
+        mon.beat("beats", resumed)
+        with trio.fail_after(5):
+            await rec.wait_for(1)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert rec.seen == [("silent", pytest.approx(t0 + 1.0 + mon.settle_s))]
+    assert mon.held_up == 1 and held_up == [pytest.approx(0.7)]
+
+
+@pytest.mark.trio
+async def test_the_watcher_lets_the_reader_catch_up_before_it_reports(autojump_clock):
+    """``settle`` runs before a report: a beat it reads (one that came just in time) saves its node."""
+    mon = HeartbeatMonitor(0.3)
+    rec = Recorder()
+    settled: list[float] = []
+
+    async def settle() -> None:  # the orchestrator's receive loop reading a waiting heartbeat
+        settled.append(trio.current_time())
+        mon.beat("a", trio.current_time())
+
+    t0 = trio.current_time()
+    mon.beat("a", t0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(mon.watch, rec, settle=settle))
+        while len(settled) < 3:  # three deadlines, each saved by a beat read at the last moment
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert rec.seen == [] and mon.held_up == 0
+    assert settled[:3] == [pytest.approx(t0 + 0.3), pytest.approx(t0 + 0.6), pytest.approx(t0 + 0.9)]
+
+
+def test_the_settle_time_is_checked():
+    assert HeartbeatMonitor(0.3).settle_s == pytest.approx(0.05)
+    assert HeartbeatMonitor(0.3, settle_s=0.1).late_s == pytest.approx(0.025)
+    with pytest.raises(InvalidHeartbeatTimeout):
+        HeartbeatMonitor(0.3, settle_s=0)

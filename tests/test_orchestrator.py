@@ -157,6 +157,29 @@ async def test_a_crash_is_handled_as_the_process_begins_to_die_not_once_it_is_to
     await through_a_restart(orch, crash)
 
 
+async def test_a_held_up_orchestrator_does_not_kill_its_healthy_nodes_as_hung(tmp_path, running):
+    """SIGSTOP of the orchestrator itself for longer than the heartbeat timeout: the nodes' beats
+    wait unread meanwhile, and on waking every deadline has passed. Before the monitor's hold-up
+    rule, this killed every node of the fleet; now none may be restarted."""
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("a", seed=1), node("b", seed=2)))
+        await fleet_ready(orch, "a", "b")
+        pids = {n: orch.node_status(n).pid for n in ("a", "b")}
+        stop = 2 * orch.config.heartbeat_timeout_s  # every deadline passes while we are stopped
+        me = os.getpid()
+        await trio.run_process(["sh", "-c", f"kill -STOP {me}; sleep {stop}; kill -CONT {me}"])
+        resumed = trio.current_time()
+        # Judged by now: each node has beaten again after the look the watcher took once held up.
+        judged = resumed + orch._heartbeats.settle_s
+        while not all((orch.node_status(n).last_heartbeat or 0) > judged for n in pids):
+            await trio.sleep(orch.config.heartbeat_interval_s)
+        assert orch._heartbeats.held_up >= 1  # the watcher saw that it woke late
+        for node_id, pid in pids.items():
+            status = orch.node_status(node_id)
+            assert (status.incarnation, status.pid, status.state) == (1, pid, NodeState.RUNNING)
+            assert status.last_exit is None
+
+
 async def test_transient_node_that_exits_cleanly_is_not_restarted(tmp_path, running):
     with trio.fail_after(TIMEOUT):
         orch = await running(fleet(tmp_path, node("t", restart_type="transient")))

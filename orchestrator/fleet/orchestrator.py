@@ -21,6 +21,7 @@ import itertools
 import logging
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import msgpack
@@ -90,7 +91,12 @@ class Orchestrator(NodeDeaths, NodeWire):
         self.journals: FleetJournals | None = None  # open while run() runs
         self.journal_policy = FsyncPolicy.parse(config.journal_fsync)
         self._state_changed = trio.Event()
-        self._heartbeats = HeartbeatMonitor(config.heartbeat_timeout_s)
+        # Held up (stopped, starved of CPU), we look again two beats later before judging a node.
+        self._heartbeats = HeartbeatMonitor(
+            config.heartbeat_timeout_s,
+            settle_s=min(2 * config.heartbeat_interval_s, config.heartbeat_timeout_s / 2),
+        )
+        self._handling = False  # the receive loop holds messages it has not handled yet
         self._shutdown = trio.Event()
         self._closing = False
         self._invalid_messages = 0  # refused here; the relay counts the frames it refuses
@@ -122,7 +128,14 @@ class Orchestrator(NodeDeaths, NodeWire):
                 nursery.start_soon(self._recv_loop)
                 nursery.start_soon(self.journals.sync_forever, self.relay.made_durable)
                 nursery.start_soon(self._parent_heartbeats)
-                nursery.start_soon(self._heartbeats.watch, self._on_hang)
+                nursery.start_soon(
+                    partial(
+                        self._heartbeats.watch,
+                        self._on_hang,
+                        settle=self._read_what_arrived,
+                        on_held_up=self._held_up,
+                    )
+                )
                 for spec in self.config.nodes:
                     if spec.autostart:
                         nursery.start_soon(self._start_quietly, spec.node_id)

@@ -49,10 +49,34 @@ class NodeWire:
         router = self._router
         relay = self.relay
         while True:
-            for frames in await router.recv_batch(256):
+            batch = await router.recv_batch(256)
+            self._handling = True  # taken off the socket, not all handled yet (_read_what_arrived)
+            for frames in batch:
                 await self._handle(frames)
+            self._handling = False
             # Acks are cumulative: one per child per received batch covers all its frames in it.
             await relay.ack_pending()
+
+    async def _read_what_arrived(self) -> None:
+        """Return once the receive loop has handled every message already here (bounded).
+
+        Awaited before a node is judged hung (``HeartbeatMonitor.watch``): its heartbeat may be
+        in the socket, or taken off it and not handled yet, when our loop was the slow one.
+        """
+        router = self._router
+        with trio.move_on_after(self.config.heartbeat_interval_s):
+            await trio.lowlevel.checkpoint()  # a reader woken with us runs first
+            while self._handling or (router is not None and router.has_unread()):
+                await trio.lowlevel.checkpoint()
+
+    def _held_up(self, late_s: float) -> None:
+        log.warning(
+            "the orchestrator was held up: it woke %.0f ms past a heartbeat deadline (its process "
+            "was stopped or starved of CPU); no node is judged hung until %.0f ms from now, while "
+            "the heartbeats that arrived meanwhile are read",
+            late_s * 1000,
+            self._heartbeats.settle_s * 1000,
+        )
 
     async def _handle(self, frames: list) -> None:
         if len(frames) != 2:

@@ -15,12 +15,24 @@ timeout at most, not a busy loop.
 
 Finding the earliest deadline is a scan over the nodes: tens of nodes, not millions, and it
 keeps the state one dict that cannot go stale.
+
+**A monitor that was not looking does not judge.** A deadline passing proves a hang only if the
+orchestrator was reading its socket all along. When its own process was held up (SIGSTOPped,
+starved of CPU by the hypervisor, a long GC pause), the heartbeats of healthy nodes wait unread
+in the socket, and every deadline passes at once: measured before this rule, five 0.5 s stops of
+the orchestrator killed all three healthy nodes of a fleet three times each. So the watcher
+checks how late it woke: later than ``late_s`` after the deadline it slept for means it was held
+up, and it looks again ``settle_s`` later (the orchestrator's choice: two heartbeat intervals, in
+which the unread beats are read and a healthy node beats again) before it reports anyone. And
+every report first awaits ``settle`` (the orchestrator's: let the receive loop read what has
+arrived), so a beat that came just in time is not judged unread. A hang is then reported at most
+``settle_s`` later, and only after a hold-up of the orchestrator itself.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 
 import trio
 
@@ -47,10 +59,19 @@ def _check_timeout(value: float) -> float:
 
 
 class HeartbeatMonitor:
-    """Heartbeat deadlines of the nodes being watched. Use from one trio thread only."""
+    """Heartbeat deadlines of the nodes being watched. Use from one trio thread only.
 
-    def __init__(self, timeout_s: float) -> None:
+    ``settle_s``: how long the watcher keeps looking after it finds it was held up (module
+    docstring; default a sixth of the timeout); it counts as held up when it wakes more than a
+    quarter of that after its deadline.
+    """
+
+    def __init__(self, timeout_s: float, settle_s: float | None = None) -> None:
         self.timeout_s = _check_timeout(timeout_s)
+        self.settle_s = self.timeout_s / 6 if settle_s is None else _check_timeout(settle_s)
+        self.late_s = self.settle_s / 4
+        self.held_up = 0  # times the watcher woke late and deferred its judgement
+        self._look_again_at = -math.inf
         self._deadlines: dict[NodeId, float] = {}
         self._last_beat: dict[NodeId, float] = {}
         self._reported: set[NodeId] = set()
@@ -89,6 +110,9 @@ class HeartbeatMonitor:
         pending = [d for n, d in self._deadlines.items() if n not in self._reported]
         return min(pending) if pending else None
 
+    def _any_expired(self, now: float) -> bool:
+        return any(d <= now and n not in self._reported for n, d in self._deadlines.items())
+
     def expired(self, now: float) -> list[NodeId]:
         """Nodes whose deadline is <= ``now`` and that were not reported yet; marks them reported."""
         due = [n for n, d in self._deadlines.items() if d <= now and n not in self._reported]
@@ -100,6 +124,8 @@ class HeartbeatMonitor:
         self,
         on_expired: Callable[[NodeId], object],
         clock: Callable[[], float] = trio.current_time,
+        settle: Callable[[], Awaitable[object]] | None = None,
+        on_held_up: Callable[[float], object] | None = None,
     ) -> None:
         """Forever: sleep until the earliest deadline, call ``on_expired(node_id)`` for each expired node.
 
@@ -107,16 +133,33 @@ class HeartbeatMonitor:
         next hang; hand work to another task (e.g. ``send_nowait`` on a channel) if it must wait.
         An exception from it ends the watch. ``clock`` is the time source the beats use; the
         sleep is computed from it, so any clock in seconds works (``trio.current_time`` by
-        default, which also makes ``trio.testing.MockClock`` drive it in tests).
+        default, which also makes ``trio.testing.MockClock`` drive it in tests). ``settle`` is
+        awaited before expired nodes are reported, and ``on_held_up(seconds_late)`` is called
+        when the watcher finds it was held up (module docstring).
         """
         if self._watching:
             raise WatcherAlreadyRunning("one watch() per HeartbeatMonitor")
         self._watching = True
         try:
             while True:
-                for node_id in self.expired(clock()):
-                    on_expired(node_id)
-                deadline = self.next_deadline()
+                now = clock()
+                late = now - self._armed_for
+                if late > self.late_s:  # held up: beats may wait unread; look again in a while
+                    self._look_again_at = now + self.settle_s
+                    self.held_up += 1
+                    if on_held_up is not None:
+                        on_held_up(late)
+                if self._any_expired(now):
+                    if now < self._look_again_at:
+                        deadline = self._look_again_at
+                    else:
+                        if settle is not None:
+                            await settle()
+                        for node_id in self.expired(clock()):
+                            on_expired(node_id)
+                        deadline = self.next_deadline()
+                else:
+                    deadline = self.next_deadline()
                 self._armed_for = math.inf if deadline is None else deadline
                 self._wakeup = trio.Event()
                 with trio.move_on_after(max(0.0, self._armed_for - clock())):

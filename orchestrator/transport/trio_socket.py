@@ -90,6 +90,19 @@ class TrioSocket:
                 self._kick_if_ready()
             return frames
 
+    def has_unread(self) -> bool:
+        """Whether a message waits to be received; wakes a parked task the check may concern.
+
+        Reading ``EVENTS`` drains the FD's signal, so it follows the re-check rule of every
+        operation here (module docstring). For a task that must know the reader has caught up
+        (the orchestrator, before it judges a node hung).
+        """
+        if self._closed:
+            return False
+        unread = bool(self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+        self._kick_if_ready()
+        return unread
+
     async def recv_batch(self, max_n: int) -> list[list[bytes]]:
         """Every message already queued, up to ``max_n``; waits only if none is queued.
 
