@@ -5,7 +5,9 @@ kills: the fleet of ``configs/chaos.toml`` (three sandbox nodes trading several 
 runs under a real ``orchestrator up``; a seeded RNG picks the instants (random delays) and the
 victims; every kill is a SIGKILL of the node's current child, waited out until the node is
 RUNNING again in a new incarnation. ``--orchestrator-kills`` times, spread evenly, the
-orchestrator itself is killed -9 and started again on the same runtime dir. Then ``orchestrator
+orchestrator itself is killed -9 and started again on the same runtime dir, and
+``--orchestrator-stalls`` times it is SIGSTOPped for ``--stall`` seconds (longer than the heartbeat
+timeout) and continued: no node may then be killed as hung. Then ``orchestrator
 down`` and the checker: lost and duplicate events (journal seqs 1..N), client order ids sent to
 the venue twice, orders that vanished, positions that disagree between the journal's fills, the
 node's own position events and its state store.
@@ -17,7 +19,7 @@ whole restart path under load, including the node's recovery from its store.
 Run from the repository root; one command, no setup beyond the venv (~2-3 minutes for 200 kills):
 
     .venv/bin/python bench/chaos.py
-    .venv/bin/python bench/chaos.py --kills 500 --seed 7 --nodes 6 --orchestrator-kills 5
+    .venv/bin/python bench/chaos.py --kills 500 --seed 7 --nodes 6 --orchestrator-kills 5 --orchestrator-stalls 10
 
 Exit status: 0 when the checker found nothing, 1 otherwise (the problems are printed).
 """
@@ -66,7 +68,11 @@ def report(run: ChaosRun) -> None:
         ("  of which with an order working at the venue", f"{run.kills_with_open_orders}"),
         ("  of which with a position open", f"{run.kills_with_open_positions}"),
         ("orchestrator kills -9 and restarts", f"{len(run.orchestrator_kills)}"),
-        ("exits the harness did not cause", f"{len(run.unexpected_exits)}"),
+        (f"orchestrator held up (SIGSTOP {run.plan.stall_s:g} s, SIGCONT)", f"{run.orchestrator_stalls}"),
+        (
+            "exits the harness did not cause (e.g. healthy nodes killed as hung)",
+            f"{len(run.unexpected_exits)}",
+        ),
         (
             "final `down` clean (every node stopped on request)",
             "yes" if run.up_exit_codes[-1:] == [0] else "NO",
@@ -141,6 +147,14 @@ def main() -> int:
     parser.add_argument(
         "--orchestrator-kills", type=int, default=None, help="default: one per 100 node kills, at least 1"
     )
+    parser.add_argument(
+        "--orchestrator-stalls",
+        type=int,
+        default=None,
+        help="SIGSTOPs of the orchestrator for --stall seconds (default: one per 40 node kills); "
+        "a node it then kills as hung shows as an exit the harness did not cause",
+    )
+    parser.add_argument("--stall", type=float, default=0.5, help="seconds each stall lasts (default 0.5)")
     parser.add_argument("--min-delay", type=float, default=0.2, help="seconds between kills, at least")
     parser.add_argument("--max-delay", type=float, default=0.8, help="seconds between kills, at most")
     parser.add_argument("--keep", action="store_true", help="keep the runtime dir (journals, stores, logs)")
@@ -155,6 +169,10 @@ def main() -> int:
         orchestrator_kills=args.orchestrator_kills
         if args.orchestrator_kills is not None
         else max(1, args.kills // 100),
+        orchestrator_stalls=args.orchestrator_stalls
+        if args.orchestrator_stalls is not None
+        else args.kills // 40,
+        stall_s=args.stall,
         min_delay_s=args.min_delay,
         max_delay_s=args.max_delay,
     )

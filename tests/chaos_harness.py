@@ -63,6 +63,8 @@ class ChaosPlan:
     seed: int = 1
     nodes: int = 3
     orchestrator_kills: int = 1  # spread evenly through the run
+    orchestrator_stalls: int = 0  # SIGSTOP of the orchestrator for stall_s, spread evenly too
+    stall_s: float = 0.5  # longer than the heartbeat timeout: every deadline passes meanwhile
     min_delay_s: float = 0.2  # between kills (after the previous restart)
     max_delay_s: float = 0.8
     quick_kill_share: float = 0.2  # this share of kills comes 0-50 ms after the restart
@@ -115,6 +117,7 @@ class ChaosRun:
     node_ids: list[str]
     kills: list[Kill] = field(default_factory=list)
     orchestrator_kills: list[OrchestratorKill] = field(default_factory=list)
+    orchestrator_stalls: int = 0  # SIGSTOP/SIGCONT of the orchestrator done
     up_exit_codes: list[int | None] = field(default_factory=list)  # -9 for the killed ones
     down_exit_code: int | None = None
     unexpected_exits: list[str] = field(default_factory=list)  # crashes/hang kills the harness did not cause
@@ -364,6 +367,18 @@ async def _kill_orchestrator(fleet: _Fleet, nursery: trio.Nursery) -> Orchestrat
     return record
 
 
+async def _stall_orchestrator(fleet: _Fleet, stall_s: float) -> None:
+    """SIGSTOP the orchestrator for ``stall_s``, then SIGCONT: a supervisor held up (by the
+    hypervisor, a long pause) must not kill its healthy nodes as hung meanwhile; any node exit
+    it causes is an ``unexpected_exit`` of the run."""
+    pid = fleet.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await trio.sleep(stall_s)  # the stall itself: what is being survived, not a synchronisation
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 async def _down(fleet: _Fleet) -> int:
     """``orchestrator down``: a graceful stop of everything; waits until ``up`` has exited."""
     fleet.stop_listening()
@@ -388,9 +403,10 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     return out
 
 
-def _schedule(plan: ChaosPlan) -> set[int]:
-    """Before which node kills (by index) the orchestrator is killed: evenly spread, never first."""
-    m = plan.orchestrator_kills
+def _schedule(plan: ChaosPlan, m: int | None = None) -> set[int]:
+    """Before which node kills (by index) the orchestrator is killed (or, given ``m``, stalled):
+    evenly spread, never first."""
+    m = plan.orchestrator_kills if m is None else m
     return {max(1, round(plan.kills * (j + 1) / (m + 1))) for j in range(m)}
 
 
@@ -408,6 +424,8 @@ async def run_chaos(plan: ChaosPlan, workdir: Path, progress=None) -> ChaosRun:
     run = ChaosRun(plan, runtime_dir, fleet_path, node_ids)
     fleet = _Fleet(fleet_path, runtime_dir, Path(workdir) / "orchestrator-up.log", plan.wait_timeout_s)
     orchestrator_kills_before = _schedule(plan) if plan.orchestrator_kills else set()
+    # Half-way between kills: a stall right after an orchestrator restart would test the restart.
+    stalls_after = _schedule(plan, plan.orchestrator_stalls) if plan.orchestrator_stalls else set()
     try:
         async with trio.open_nursery() as nursery:
             await fleet.start(nursery)
@@ -421,6 +439,9 @@ async def run_chaos(plan: ChaosPlan, workdir: Path, progress=None) -> ChaosRun:
                     rng.uniform(0, 0.05) if quick else rng.uniform(plan.min_delay_s, plan.max_delay_s)
                 )
                 run.kills.append(await _kill_node(fleet, rng, node_ids))
+                if i + 1 in stalls_after and i + 1 not in orchestrator_kills_before:
+                    await _stall_orchestrator(fleet, plan.stall_s)
+                    run.orchestrator_stalls += 1
                 if progress is not None:
                     progress(run)
             run.up_exit_codes.append(await _down(fleet))
