@@ -97,6 +97,8 @@ class Orchestrator(NodeDeaths, NodeWire):
             settle_s=min(2 * config.heartbeat_interval_s, config.heartbeat_timeout_s / 2),
         )
         self._handling = False  # the receive loop holds messages it has not handled yet
+        self._held_up_logged_at = -math.inf  # hold-ups of the hang watcher: last warned, and since
+        self._held_up_unlogged = 0
         self._shutdown = trio.Event()
         self._closing = False
         self._invalid_messages = 0  # refused here; the relay counts the frames it refuses

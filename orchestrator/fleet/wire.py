@@ -27,6 +27,9 @@ from orchestrator.transport.errors import PeerUnreachableError
 
 log = logging.getLogger("orchestrator")
 
+HELD_UP_LOG_S = 10.0
+"""At most one hold-up warning this often; the others are counted into the next."""
+
 
 class NodeWire:
     """The Orchestrator's messaging with its children (module docstring)."""
@@ -70,12 +73,20 @@ class NodeWire:
                 await trio.lowlevel.checkpoint()
 
     def _held_up(self, late_s: float) -> None:
+        """The hang watcher woke late (``HeartbeatMonitor``): say so, at most every ``HELD_UP_LOG_S``."""
+        now = trio.current_time()
+        if now < self._held_up_logged_at + HELD_UP_LOG_S:
+            self._held_up_unlogged += 1
+            return
+        more = self._held_up_unlogged
+        self._held_up_logged_at, self._held_up_unlogged = now, 0
         log.warning(
             "the orchestrator was held up: it woke %.0f ms past a heartbeat deadline (its process "
-            "was stopped or starved of CPU); no node is judged hung until %.0f ms from now, while "
-            "the heartbeats that arrived meanwhile are read",
+            "was stopped or starved of CPU, or its loop busy); no node is judged hung until %.0f ms "
+            "from now, while the heartbeats that arrived meanwhile are read%s",
             late_s * 1000,
             self._heartbeats.settle_s * 1000,
+            f" ({more} more hold-ups since the last report)" if more else "",
         )
 
     async def _handle(self, frames: list) -> None:
