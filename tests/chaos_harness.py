@@ -403,11 +403,24 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     return out
 
 
-def _schedule(plan: ChaosPlan, m: int | None = None) -> set[int]:
-    """Before which node kills (by index) the orchestrator is killed (or, given ``m``, stalled):
-    evenly spread, never first."""
-    m = plan.orchestrator_kills if m is None else m
+def _schedule(plan: ChaosPlan) -> set[int]:
+    """Before which node kills (by index) the orchestrator is killed: evenly spread, never first."""
+    m = plan.orchestrator_kills
     return {max(1, round(plan.kills * (j + 1) / (m + 1))) for j in range(m)}
+
+
+def _stall_schedule(plan: ChaosPlan, kills_before: set[int]) -> set[int]:
+    """After which node kills (by count) the orchestrator is stalled: evenly spread, each in the
+    middle of its share of the run, moved on by one where an orchestrator kill falls (a stall
+    right before a restart of the orchestrator would test the restart, not the stall)."""
+    m = plan.orchestrator_stalls
+    out: set[int] = set()
+    for j in range(m):
+        at = max(1, round(plan.kills * (j + 0.5) / m))
+        while at in kills_before or at in out:
+            at += 1
+        out.add(at)
+    return out
 
 
 async def run_chaos(plan: ChaosPlan, workdir: Path, progress=None) -> ChaosRun:
@@ -424,8 +437,7 @@ async def run_chaos(plan: ChaosPlan, workdir: Path, progress=None) -> ChaosRun:
     run = ChaosRun(plan, runtime_dir, fleet_path, node_ids)
     fleet = _Fleet(fleet_path, runtime_dir, Path(workdir) / "orchestrator-up.log", plan.wait_timeout_s)
     orchestrator_kills_before = _schedule(plan) if plan.orchestrator_kills else set()
-    # Half-way between kills: a stall right after an orchestrator restart would test the restart.
-    stalls_after = _schedule(plan, plan.orchestrator_stalls) if plan.orchestrator_stalls else set()
+    stalls_after = _stall_schedule(plan, orchestrator_kills_before)
     try:
         async with trio.open_nursery() as nursery:
             await fleet.start(nursery)
@@ -439,7 +451,7 @@ async def run_chaos(plan: ChaosPlan, workdir: Path, progress=None) -> ChaosRun:
                     rng.uniform(0, 0.05) if quick else rng.uniform(plan.min_delay_s, plan.max_delay_s)
                 )
                 run.kills.append(await _kill_node(fleet, rng, node_ids))
-                if i + 1 in stalls_after and i + 1 not in orchestrator_kills_before:
+                if i + 1 in stalls_after:
                     await _stall_orchestrator(fleet, plan.stall_s)
                     run.orchestrator_stalls += 1
                 if progress is not None:
