@@ -329,3 +329,23 @@ def test_the_settle_time_is_checked():
     assert HeartbeatMonitor(0.3, settle_s=0.1).late_s == pytest.approx(0.025)
     with pytest.raises(InvalidHeartbeatTimeout):
         HeartbeatMonitor(0.3, settle_s=0)
+
+
+@pytest.mark.trio
+async def test_a_busy_loop_puts_a_hang_off_once_not_for_ever(autojump_clock):
+    """Every wake-up of the watcher late by a third of its sleep (a loop busy, not stopped): the
+    first lateness defers the judgement, the next ones (shorter than ``settle_s``) do not."""
+    mon = HeartbeatMonitor(0.3)  # settle_s 0.05, late_s 0.0125
+    rec = Recorder()
+    start = trio.current_time()
+
+    def busy_clock() -> float:  # runs 1.5x as fast as the watcher's sleeps: each wake-up is late
+        return start + 1.5 * (trio.current_time() - start)
+
+    mon.beat("hung", busy_clock())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(mon.watch, rec, busy_clock))
+        with trio.fail_after(5):
+            await rec.wait_for(1)
+        nursery.cancel_scope.cancel()
+    assert [node for node, _ in rec.seen] == ["hung"] and mon.held_up == 1

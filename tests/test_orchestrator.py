@@ -105,11 +105,13 @@ async def through_a_restart(orch, disrupt) -> None:
 
 
 async def restarted_after(sub, old_pid: int) -> dict:
-    """The orchestrator's STARTING event of incarnation 2, which must name the old pid."""
+    """The orchestrator's STARTING event of incarnation 2, which must name the old pid (0: none,
+    the old process being gone when the node was assigned)."""
     start = await sub.orchestrator_event(
         lambda e: e["state"] == NodeState.STARTING.value and e["incarnation"] == 2
     )
-    assert start["after_pid"] == old_pid  # the new child waits for its end before taking the store
+    # The new child waits for the old one's end before it takes the store.
+    assert start.get("after_pid", 0) == old_pid
     return start
 
 
@@ -127,9 +129,12 @@ async def test_a_hung_node_is_replaced_at_once_and_its_events_stay_exactly_once(
         assert status.pid != hung.pid and not status.cold_start
         assert "heartbeat" in status.last_exit and "SIGKILL" in status.last_exit
         await hung.exited.wait()
+        assert hung.handed_over, "the node went to a spare at the kill, not at the hung child's exit"
         reassigned = [t for t, _old, tr, _new in status.history if tr is Transition.START][-1]
-        assert reassigned < hung.exit_seen_at, "the replacement waited for the hung child's exit"
-        await restarted_after(sub, hung.pid)
+        if reassigned < hung.exit_seen_at:  # the usual case: the new child overlapped the teardown
+            await restarted_after(sub, hung.pid)
+        else:  # a loaded machine: the kernel finished the old process before our next turn came
+            await restarted_after(sub, 0)
 
     await through_a_restart(orch, hang)
 

@@ -54,9 +54,11 @@ class NodeWire:
         while True:
             batch = await router.recv_batch(256)
             self._handling = True  # taken off the socket, not all handled yet (_read_what_arrived)
-            for frames in batch:
-                await self._handle(frames)
-            self._handling = False
+            try:
+                for frames in batch:
+                    await self._handle(frames)
+            finally:
+                self._handling = False
             # Acks are cumulative: one per child per received batch covers all its frames in it.
             await relay.ack_pending()
 

@@ -23,7 +23,9 @@ in the socket, and every deadline passes at once: measured before this rule, fiv
 the orchestrator killed all three healthy nodes of a fleet three times each. So the watcher
 checks how late it woke: later than ``late_s`` after the deadline it slept for means it was held
 up, and it looks again ``settle_s`` later (the orchestrator's choice: two heartbeat intervals, in
-which the unread beats are read and a healthy node beats again) before it reports anyone. And
+which the unread beats are read and a healthy node beats again) before it reports anyone; when
+it looks again, only a hold-up longer than ``settle_s`` puts the judgement off once more, so a
+loop that is busy rather than stopped delays a hang's report by ``settle_s`` at most. And
 every report first awaits ``settle`` (the orchestrator's: let the receive loop read what has
 arrived), so a beat that came just in time is not judged unread. A hang is then reported at most
 ``settle_s`` later, and only after a hold-up of the orchestrator itself.
@@ -72,6 +74,7 @@ class HeartbeatMonitor:
         self.late_s = self.settle_s / 4
         self.held_up = 0  # times the watcher woke late and deferred its judgement
         self._look_again_at = -math.inf
+        self._looking_again = False  # deferred once already: only a longer hold-up defers again
         self._deadlines: dict[NodeId, float] = {}
         self._last_beat: dict[NodeId, float] = {}
         self._reported: set[NodeId] = set()
@@ -144,21 +147,26 @@ class HeartbeatMonitor:
             while True:
                 now = clock()
                 late = now - self._armed_for
-                if late > self.late_s:  # held up: beats may wait unread; look again in a while
+                # Held up: beats may wait unread, so look again in a while. Once looking again,
+                # only a hold-up longer than that while counts: a loop that is merely busy
+                # (late by tens of ms at every wake-up) must not put a real hang off for ever.
+                if late > (self.settle_s if self._looking_again else self.late_s):
                     self._look_again_at = now + self.settle_s
+                    self._looking_again = True
                     self.held_up += 1
                     if on_held_up is not None:
                         on_held_up(late)
-                if self._any_expired(now):
-                    if now < self._look_again_at:
-                        deadline = self._look_again_at
-                    else:
-                        if settle is not None:
-                            await settle()
-                        for node_id in self.expired(clock()):
-                            on_expired(node_id)
-                        deadline = self.next_deadline()
+                if not self._any_expired(now):
+                    self._looking_again = False
+                    deadline = self.next_deadline()
+                elif now < self._look_again_at:
+                    deadline = self._look_again_at
                 else:
+                    self._looking_again = False
+                    if settle is not None:
+                        await settle()
+                    for node_id in self.expired(clock()):
+                        on_expired(node_id)
                     deadline = self.next_deadline()
                 self._armed_for = math.inf if deadline is None else deadline
                 self._wakeup = trio.Event()
