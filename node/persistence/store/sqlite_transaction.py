@@ -227,7 +227,8 @@ class SqliteTransaction(StateTransaction):
             self._ack = seq
 
     def _finish(self) -> None:
-        """Before COMMIT: every allocated seq has its outbox entry; write the run; persist the last seq."""
+        """Before COMMIT: every allocated seq has its outbox entry; write the run; persist the last
+        seq; apply the ack, if any."""
         if self._unadded:
             raise OutboxSequenceError(
                 f"seq {sorted(self._unadded)} allocated but never added to the outbox; that would leave a "
