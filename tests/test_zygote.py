@@ -103,6 +103,34 @@ async def test_a_killed_zygote_is_replaced_and_the_nodes_are_unaffected(tmp_path
     assert orch.clean_shutdown
 
 
+async def test_a_stopped_zygote_does_not_hold_up_restarts(tmp_path):
+    """A zygote that cannot answer (SIGSTOPped here) is killed after FORK_REPLY_TIMEOUT_S; the
+    node needing a child gets one by fork+exec meanwhile, and a new zygote takes over. Before
+    that bound, the node stayed STARTING for as long as the zygote was stopped."""
+    orch = Orchestrator(fleet(tmp_path, node("a"), spares=0))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            stopped = orch._children._zygote
+            os.kill(stopped.process.pid, signal.SIGSTOP)
+            os.kill(orch.node_status("a").pid, signal.SIGKILL)
+            await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
+            status = orch.node_status("a")
+            assert status.cold_start
+            cmdline = open(f"/proc/{status.pid}/cmdline").read()
+            assert "orchestrator.child" in cmdline and "zygote" not in cmdline, "started by fork+exec"
+            assert (await stopped.process.wait()).signal == signal.SIGKILL
+            await orch.wait_until(
+                lambda: orch._children._zygote is not None and orch._children._zygote is not stopped
+            )
+            os.kill(status.pid, signal.SIGKILL)  # the next cold start is the new zygote's
+            await wait_incarnation(orch, "a", 3, NodeState.RUNNING)
+            assert orch._children._zygote.forks == 1
+            orch.shutdown()
+    assert orch.clean_shutdown
+
+
 async def test_with_zygote_false_children_are_started_by_fork_exec(tmp_path):
     orch = Orchestrator(fleet(tmp_path, node("a"), zygote=False))
     with trio.fail_after(TIMEOUT):

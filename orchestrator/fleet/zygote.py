@@ -6,6 +6,12 @@ its own session), with its stdin and stdout as pipes for the line protocol descr
 child, which is this process's child by adoption (the orchestrator is a child subreaper), so
 everything downstream (exit through a pidfd, waitpid status, signals, graceful stop) is the same
 as for a child started by fork+exec. One fork at a time: requests are serialised by a lock.
+
+A fork is answered in milliseconds. A zygote that does not answer within ``FORK_REPLY_TIMEOUT_S``
+(SIGSTOPped, wedged, starved for that long) is killed and refused from then on: every child
+waits behind the lock for the one fork in flight, so without a bound a stopped zygote held up
+every restart that had no spare, for ever (measured: the node stayed STARTING). The caller starts
+the child by fork+exec instead, and the pool starts a new zygote once the old one is reaped.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from pathlib import Path
 import trio
 
 from orchestrator.process.spawn import ChildProcess, spawn
+
+FORK_REPLY_TIMEOUT_S = 1.0
+"""How long a fork may take before the zygote is deemed wedged (a fork takes a few ms)."""
 
 
 class ZygoteError(OSError):
@@ -36,6 +45,7 @@ class Zygote:
         process.stdin.close()
         self._buffer = bytearray()
         self._lock = trio.Lock()
+        self._wedged = False  # it missed a fork's deadline: killed, and never asked again
         self.forks = 0
 
     @classmethod
@@ -67,9 +77,21 @@ class Zygote:
         """A new child running ``orchestrator.child`` with ``args``, output appended to ``log_path``."""
         request = json.dumps({"args": [str(a) for a in args], "log": str(log_path)}).encode() + b"\n"
         async with self._lock:
+            if self._wedged:
+                raise ZygoteError("the zygote was killed for not answering a fork; a new one is coming")
             try:
-                await self._in.send_all(request)
-                reply = await self._reply()
+                with trio.fail_after(FORK_REPLY_TIMEOUT_S):
+                    await self._in.send_all(request)
+                    reply = await self._reply()
+            except trio.TooSlowError:
+                # Its reply may still come, and would answer the next request: never ask it again.
+                self._wedged = True
+                self.process.kill()
+                raise ZygoteError(
+                    f"the zygote (pid {self.process.pid}) did not answer a fork within "
+                    f"{FORK_REPLY_TIMEOUT_S:g} s (stopped or wedged): killed it; children start "
+                    "by fork+exec until a new one is ready"
+                ) from None
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 raise ZygoteError(f"the zygote is gone: {exc}") from None
         if "pid" not in reply:
@@ -105,4 +127,4 @@ class Zygote:
             await self._out.aclose()
 
 
-__all__ = ["Zygote", "ZygoteError"]
+__all__ = ["FORK_REPLY_TIMEOUT_S", "Zygote", "ZygoteError"]
