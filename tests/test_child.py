@@ -194,6 +194,9 @@ async def test_spare_takes_an_assign_streams_events_answers_commands_and_stops(r
             assert hello["slot"] == SLOT and hello["pid"] == parent.proc.pid and hello["spare"] is True
 
             await parent.send(assign_msg(sandbox_doc()))
+            # The assign is answered at once, before the node is built (the parent's short deadline).
+            first = await parent.expect("hb")
+            assert first["state"] == "ASSIGNED" and first["counters"] == {}
             running = await parent.expect("hb", lambda m: m["state"] == "RUNNING")
             assert running["counters"]["liveness_ticks"] >= 1
 
@@ -469,7 +472,8 @@ async def test_a_parent_that_does_not_ack_slows_the_node_and_nothing_is_dropped(
             await parent.send(assign_msg(sandbox_doc(), resume_after=0))
             # The node goes on publishing (start-up events) while exactly 5 wait for an ack.
             held = await parent.expect(
-                "hb", lambda m: m["counters"]["events_published"] > 5 and m["counters"]["unacked"] == 5
+                "hb",  # the node's heartbeats (the one answering the assign carries no counters)
+                lambda m: m["counters"].get("events_published", 0) > 5 and m["counters"]["unacked"] == 5,
             )
             assert held["counters"]["events_sent"] == 5 and held["counters"]["backpressure_waits"] >= 1
             assert [e[0] for m in parent.of_kind("evt") for e in m["events"]] == [1, 2, 3, 4, 5]

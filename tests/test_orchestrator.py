@@ -13,6 +13,7 @@ from orchestrator.fleet.orchestrator import Orchestrator
 from orchestrator.fleet.state import NodeState, Transition
 from orchestrator.protocol import codec
 from orchestrator.protocol.limits import MAX_FRAME_BYTES
+from orchestrator.supervision.exit_reason import Intent
 from orchestrator.transport.trio_socket import TrioSocket
 from tests.fleet_support import (
     Subscriber,
@@ -183,6 +184,24 @@ async def test_a_held_up_orchestrator_does_not_kill_its_healthy_nodes_as_hung(tm
             status = orch.node_status(node_id)
             assert (status.incarnation, status.pid, status.state) == (1, pid, NodeState.RUNNING)
             assert status.last_exit is None
+
+
+async def test_a_wedged_spare_is_found_by_its_unanswered_assign_not_the_start_up_timeout(tmp_path, running):
+    """A spare that cannot run (SIGSTOPped here) gets a node: it never answers the assign, and is
+    killed as hung within the heartbeat timeout, not the start-up's (here longer than this test's
+    bound, so only the assign's deadline can save the node); the node runs on another child."""
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("a"), startup_timeout_s=10 * TIMEOUT))
+        await fleet_ready(orch, "a")
+        wedged = orch._children.spares[0]
+        os.kill(wedged.pid, signal.SIGSTOP)
+        os.kill(orch.node_status("a").pid, signal.SIGKILL)
+        await wait_incarnation(orch, "a", 3, NodeState.RUNNING)
+        status = orch.node_status("a")
+        assert status.pid != wedged.pid and status.restarts == 2
+        assert "did not answer its assign within 300 ms" in status.last_exit  # incarnation 2's end
+        assert wedged.intent is Intent.HANG_KILL
+        await wedged.exited.wait()
 
 
 async def test_transient_node_that_exits_cleanly_is_not_restarted(tmp_path, running):

@@ -18,6 +18,9 @@ NODE = "node"
 ENDING = "ending"
 """Phase: the child is ending (an assign now is refused)."""
 
+ASSIGNED = "ASSIGNED"
+"""The state of the heartbeat that answers an assign at once, before the node is built."""
+
 
 @dataclass(frozen=True, slots=True)
 class Assigned:
@@ -45,4 +48,14 @@ class NodeEnded:
     stop_reason: str
 
 
-__all__ = ["ENDING", "NODE", "SPARE", "Assigned", "NodeEnded", "ParentLost", "Signalled", "SpareStop"]
+__all__ = [
+    "ASSIGNED",
+    "ENDING",
+    "NODE",
+    "SPARE",
+    "Assigned",
+    "NodeEnded",
+    "ParentLost",
+    "Signalled",
+    "SpareStop",
+]

@@ -11,6 +11,8 @@ main task as a control item (``orchestrator.child.control``).
 
 from __future__ import annotations
 
+import time
+
 import trio
 
 from node.live.errors import InvalidCommand
@@ -25,10 +27,10 @@ from orchestrator.child.commands import (
     UnknownCommand,
     node_command,
 )
-from orchestrator.child.control import ENDING, NODE, SPARE, Assigned, SpareStop
+from orchestrator.child.control import ASSIGNED, ENDING, NODE, SPARE, Assigned, SpareStop
 from orchestrator.child.futures import wait_future
 from orchestrator.child.outbox import InvalidAck
-from orchestrator.protocol import ProtocolError, decode, error_from, kinds, reply_error, reply_ok
+from orchestrator.protocol import ProtocolError, decode, error_from, hb, kinds, reply_error, reply_ok
 from orchestrator.protocol.errors import MALFORMED
 
 
@@ -83,6 +85,9 @@ class ParentMessages:
         self._phase = NODE
         self._assignment = Assignment.from_message(msg)
         self._control_in.send_nowait(Assigned(self._assignment))
+        # Answered at once, before the node is built: the parent then knows this spare is alive
+        # and gives it the start-up's deadline (a wedged spare is found within a heartbeat timeout).
+        await self._send(hb(time.time_ns(), ASSIGNED, {}))
 
     async def _on_ack(self, msg: dict) -> None:
         outbox = self._outbox

@@ -184,12 +184,12 @@ class NodeDeaths:
         if slot is None or slot.exited.is_set():
             return
         status = self.nodes[node_id]
-        waited = "reach RUNNING" if status.state is NodeState.STARTING else "send a heartbeat"
-        timeout = (
-            self.config.startup_timeout_s
-            if status.state is NodeState.STARTING
-            else self.config.heartbeat_timeout_s
-        )
+        if status.state is NodeState.STARTING and slot.assign_answered:
+            waited, timeout = "reach RUNNING", self.config.startup_timeout_s
+        elif status.state is NodeState.STARTING:
+            waited, timeout = "answer its assign", self.config.heartbeat_timeout_s
+        else:
+            waited, timeout = "send a heartbeat", self.config.heartbeat_timeout_s
         slot.intent = Intent.HANG_KILL
         slot.note = f"did not {waited} within {timeout * 1000:.0f} ms"
         if not slot.process.kill():

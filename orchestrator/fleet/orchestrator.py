@@ -372,7 +372,10 @@ class Orchestrator(NodeDeaths, NodeWire):
         slot.incarnation = status.incarnation
         slot.cold = cold
         self._node_slot[status.node] = slot
-        self._heartbeats.beat(status.node, trio.current_time(), timeout_s=self.config.startup_timeout_s)
+        # The child answers an assign at once (a heartbeat before it builds the node); only then
+        # has it startup_timeout_s to reach RUNNING. A spare that cannot answer (stopped, wedged)
+        # is found hung within the heartbeat timeout, not the start-up's.
+        self._heartbeats.beat(status.node, trio.current_time())
         # A hung or crashed predecessor may still be dying: the new child takes the store once it is gone.
         after_pid = self._dying_pid(status.node)
         self._announce(status, cold=cold, **({"after_pid": after_pid} if after_pid else {}))

@@ -45,6 +45,9 @@ class Slot:
     # Its node's end was handled before its exit was seen (killed as hung, or its lifeline lost):
     # the node has moved on, and the exit, when seen, only closes the slot.
     handed_over: bool = False
+    # It answered its assign (a heartbeat at once, before it builds the node): until then the
+    # hang deadline is the heartbeat timeout, not the start-up's (a wedged spare is seen at once).
+    assign_answered: bool = False
 
     @property
     def pid(self) -> int:

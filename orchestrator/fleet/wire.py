@@ -154,6 +154,7 @@ class NodeWire:
         if slot.intent is Intent.STOP:
             return  # being stopped: no hang deadline (see _end_slot)
         if status.state is NodeState.STARTING:
+            slot.assign_answered = True
             if msg["state"] == "RUNNING":
                 status.started_at = now
                 self._move(status, Transition.STARTED, cold=slot.cold)
