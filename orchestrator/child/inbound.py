@@ -6,7 +6,9 @@ decode``); a malformed one is counted, logged and answered with ``error``, and t
 on. ``hb`` feeds the parent watchdog, ``ack`` the outbox (and the node's recorder), ``cmd`` the
 command handling (a repeated command id gets its first reply, never a second execution);
 whatever needs a decision about the child's life (an ``assign``, a spare's ``stop``) goes to the
-main task as a control item (``orchestrator.child.control``).
+main task as a control item (``orchestrator.child.control``). An ``assign`` is also answered at
+once with a heartbeat (state ``ASSIGNED``), before the node is built: the parent gives the
+child the start-up's deadline only then, so a spare that cannot answer is found hung at once.
 """
 
 from __future__ import annotations
