@@ -225,3 +225,44 @@ def test_up_on_a_corrupt_journal_exits_1_with_the_journal_s_own_advice(tmp_path)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert f"journal {path} is corrupt" in proc.stderr and "truncate -s" in proc.stderr
+
+
+def test_up_that_cannot_journal_exits_1_saying_why_and_what_to_do(tmp_path):
+    """A journal write fails for real (the orchestrator's file-size limit lowered under it, so the
+    kernel refuses the write with EFBIG, as a full disk would with ENOSPC): ``up`` exits 1 with the
+    journal's message and what to do, and one line for the log it cannot write either: no traceback."""
+    import resource
+
+    runtime = Path("/tmp") / f"orch-cli-{os.getpid()}-nospace"  # short: ipc path limit
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        f'[orchestrator]\nruntime_dir = "{runtime}"\n[[nodes]]\nid = "n1"\nconfig = "{ROOT}/configs/sandbox.toml"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "up", str(fleet)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:  # one line per state change (not a terminal)
+            if line.startswith("n1: running"):
+                break
+        journal = runtime / "journal" / "n1.journal"
+        own_log = runtime / "logs" / "orchestrator.log"
+        # No file may grow: the journal's next append fails, and so does its own log's. Only this
+        # process is limited: its children (the node, the zygote) were started without the limit.
+        size = min(journal.stat().st_size, own_log.stat().st_size)
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (size, size))
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert f"journal {journal}: write failed" in err and "File too large" in err
+    assert "Free space on that disk" in err and "resends, from its state store" in err
+    assert err.count("cannot write its log") == 1

@@ -104,7 +104,7 @@ def _startup_problems(exc: BaseException) -> list[str]:
     A corrupt or locked journal, a runtime dir with the wrong mode, an endpoint in use: each error
     already says which file and what to do; a traceback around it would only hide that.
     """
-    from orchestrator.journal import JournalError
+    from orchestrator.journal import JournalError, JournalFailedError, JournalWriteError
     from orchestrator.transport.errors import TransportError
 
     leaves = []
@@ -117,7 +117,15 @@ def _startup_problems(exc: BaseException) -> list[str]:
             leaves.append(item)
     if not leaves or not all(isinstance(e, JournalError | TransportError) for e in leaves):
         return []
-    return [str(e) for e in leaves]
+    problems = [str(e) for e in leaves]
+    if any(isinstance(e, JournalWriteError | JournalFailedError) for e in leaves):
+        problems.append(
+            "the orchestrator stopped, and every node with it: a node's events must be journaled "
+            "before they are relayed. Free space on that disk (or fix it) and start the fleet again: "
+            "each node resends, from its state store, the events that were not journaled (with "
+            'node_state = "off" they are lost)'
+        )
+    return problems
 
 
 def _detach(path: Path, config, timeout: float) -> int:
@@ -348,7 +356,21 @@ def _open_own_log(orch, config):
     import logging
     from logging.handlers import RotatingFileHandler
 
-    handler = RotatingFileHandler(
+    class QuietFileHandler(RotatingFileHandler):
+        """A log it cannot write (a full disk) costs one line on stderr, not a traceback per record."""
+
+        told = False
+
+        def handleError(self, record: logging.LogRecord) -> None:
+            if not self.told:
+                self.told = True
+                print(
+                    f"orchestrator: cannot write its log {self.baseFilename} ({sys.exc_info()[1]}); "
+                    "log lines are dropped while that lasts",
+                    file=sys.stderr,
+                )
+
+    handler = QuietFileHandler(
         orch.log_dir / "orchestrator.log", maxBytes=config.log_max_bytes, backupCount=config.log_backups
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
