@@ -738,6 +738,38 @@ def test_node_store_imports_no_orchestrator_zmq_or_trio():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_write_the_disk_refuses_is_rolled_back_and_named(tmp_path):
+    """In a process whose files may not grow (RLIMIT_FSIZE, what a full disk does to SQLite), a
+    commit raises StateStoreWriteError naming the file; what was stored before is intact."""
+    code = textwrap.dedent(
+        f"""
+        import os, resource
+        from node.persistence.store import SqliteStateStore, StateStoreWriteError
+        path = {str(tmp_path / "node.sqlite")!r}
+        with SqliteStateStore(path) as store:
+            with store.transaction() as tx:
+                tx.emit("events.a", "X", b"kept")
+            size = max(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+            hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+            try:
+                with store.transaction() as tx:
+                    for i in range(100):
+                        tx.put_blob("ns", str(i), b"x" * 4096)
+            except StateStoreWriteError as exc:
+                print("REFUSED", exc)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+            print("AFTER", [e.payload for e in store.outbox_after(0)], len(store.load().blobs))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    refused, after = result.stdout.splitlines()
+    assert refused.startswith(f"REFUSED node state store {tmp_path / 'node.sqlite'}: a write failed")
+    assert "Check the disk" in refused
+    assert after == "AFTER [b'kept'] 0"
+
+
 # -- crash simulation -------------------------------------------------------------------------------
 
 CHILD = textwrap.dedent(

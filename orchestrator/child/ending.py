@@ -49,14 +49,38 @@ class Ending:
 
 
 def caused_by_invalid_data(exc: BaseException | None) -> bool:
-    """True if ``exc`` or any exception in its cause/context chain is an ``InvalidValueError``."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen and len(seen) < _CHAIN_LIMIT:
-        if isinstance(exc, InvalidValueError):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+    """True if ``exc`` (or one in an exception group it is) or any exception in its cause/context
+    chain is an ``InvalidValueError``."""
+    if exc is None:
+        return False
+    for leaf in leaves(exc):
+        seen: set[int] = set()
+        while leaf is not None and id(leaf) not in seen and len(seen) < _CHAIN_LIMIT:
+            if isinstance(leaf, InvalidValueError):
+                return True
+            seen.add(id(leaf))
+            leaf = leaf.__cause__ or leaf.__context__
     return False
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions an exception group holds, however nested (``[exc]`` for one that is not)."""
+    out: list[BaseException] = []
+    pending = [exc]
+    while pending and len(out) < _CHAIN_LIMIT:
+        item = pending.pop(0)
+        if isinstance(item, BaseExceptionGroup):
+            pending[:0] = item.exceptions
+        else:
+            out.append(item)
+    return out
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of what actually failed: a task group's wrapper says nothing of it (a
+    full disk under a node's stream task came out as "ExceptionGroup: Exceptions from Trio
+    nursery (1 sub-exception)")."""
+    return "; ".join(f"{type(e).__name__}: {e}" for e in leaves(exc)[:3])
 
 
 def is_state_problem(exc: BaseException) -> bool:
@@ -91,7 +115,7 @@ def node_ending(node: str, failure: BaseException | None, stop_reason: str) -> E
     """
     if failure is None:
         return Ending(ChildExit.OK, f"node {node!r} stopped: {stop_reason or 'no reason given'}")
-    what = f"{type(failure).__name__}: {failure}"
+    what = describe(failure)
     if caused_by_invalid_data(failure):
         return Ending(ChildExit.FAULTED, f"node {node!r} faulted on invalid data: {what}")
     return Ending(ChildExit.FAILED, f"node {node!r} failed: {what}")
@@ -101,6 +125,8 @@ __all__ = [
     "Ending",
     "caused_by_invalid_data",
     "config_ending",
+    "describe",
     "is_config_problem",
+    "leaves",
     "node_ending",
 ]

@@ -29,6 +29,7 @@ from node.persistence.store.errors import (
     StateStoreLockedError,
     StateStoreOpenError,
     StateStoreSchemaError,
+    StateStoreWriteError,
     TransactionClosedError,
     TransactionError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "StateStoreError",
     "StateStoreLockedError",
     "StateStoreOpenError",
+    "StateStoreWriteError",
     "StateStoreSchemaError",
     "StateTransaction",
     "StoredEvent",

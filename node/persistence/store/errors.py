@@ -62,6 +62,22 @@ class StateStoreLockedError(StateStoreError):
         )
 
 
+class StateStoreWriteError(StateStoreError):
+    """A write transaction failed in SQLite or below it (a full disk, an I/O error): rolled back.
+
+    Raised out of a running node's commit, it ends the node (``node.live.recorder``), which then
+    restarts from the last commit that succeeded; the message names the file for the operator.
+    """
+
+    def __init__(self, path: Path | str, detail: str) -> None:
+        self.path = Path(path)
+        self.detail = detail
+        super().__init__(
+            f"node state store {self.path}: a write failed ({detail}); nothing of it was stored. "
+            "Check the disk that holds it (free space, errors)"
+        )
+
+
 class StateStoreClosedError(StateStoreError):
     """An operation on a store that was closed."""
 

@@ -44,6 +44,7 @@ from node.persistence.store.errors import (
     StateStoreCorruptError,
     StateStoreLockedError,
     StateStoreOpenError,
+    StateStoreWriteError,
 )
 from node.persistence.store.migrations import ensure_schema
 from node.persistence.store.schema import MIGRATE_V1_RUN, unpack_run
@@ -179,13 +180,23 @@ class SqliteStateStore(StateStore):
                 yield tx
                 tx._finish()
                 conn.execute("COMMIT")
+            except sqlite3.Error as exc:  # SQLite or the disk under it: say which file
+                self._roll_back(conn)
+                raise StateStoreWriteError(self.path, f"{type(exc).__name__}: {exc}") from exc
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._roll_back(conn)
                 raise
             finally:
                 tx._closed = True
                 self._tx = None
+
+    @staticmethod
+    def _roll_back(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolls back by itself what it could not commit; the error is the first one
 
     # -- reading --------------------------------------------------------------------------------
 
