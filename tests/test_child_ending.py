@@ -28,5 +28,7 @@ def test_invalid_data_inside_a_task_group_still_faults_the_node():
         wrapped = exc
     ending = node_ending("n1", ExceptionGroup("nursery", [KeyError("other"), wrapped]), "")
     assert ending.code is ChildExit.FAULTED
-    assert "faulted on invalid data" in ending.reason and "RuntimeError: the data task stopped" in ending.reason
+    assert (
+        "faulted on invalid data" in ending.reason and "RuntimeError: the data task stopped" in ending.reason
+    )
     assert node_ending("n1", None, "stop command 'c1'").code is ChildExit.OK
