@@ -109,6 +109,32 @@ def test_detach_status_restart_events_logs_down(tmp_path):
         shutil.rmtree(runtime, ignore_errors=True)
 
 
+def test_a_stopped_orchestrator_gets_a_clear_answer_from_the_cli_not_a_hang(tmp_path):
+    import re
+    import signal
+
+    config, _runtime = write_fleet(tmp_path, nodes=1)
+    runtime = _runtime_of(config)
+    where = ["--runtime-dir", str(runtime)]
+    up = orch("up", str(config), "--detach")
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        pid = int(re.search(r"pid (\d+)", up.stdout).group(1))
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            stuck = orch("status", *where)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert stuck.returncode == 1 and "did not answer 'ping'" in stuck.stderr
+        assert str(runtime / "logs" / "orchestrator.log") in stuck.stderr  # where to look, by name
+        again = orch("status", *where)
+        assert again.returncode == 0, again.stderr
+    finally:
+        if (runtime / "control.sock").exists():
+            orch("down", *where)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "args",

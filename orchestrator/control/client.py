@@ -93,7 +93,7 @@ class ControlClient:
         if not self._sock.poll(int(timeout * 1000), zmq.POLLIN):
             raise NotRunning(
                 f"the orchestrator on {self.runtime_dir} did not answer {op!r} within {timeout:g} s "
-                "(hung, or shutting down); check its log in <runtime dir>/logs/orchestrator.log"
+                f"(hung, stopped, or shutting down); check its log, {self.runtime_dir / 'logs' / 'orchestrator.log'}"
             )
         try:
             reply = m.decode_reply(self._sock.recv())
