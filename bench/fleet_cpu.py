@@ -14,6 +14,7 @@ the kernel and the hypervisor something, whatever Python does).
 Run:  .venv/bin/python bench/fleet_cpu.py                       (about 30 s)
       .venv/bin/python bench/fleet_cpu.py --rates 1,50,200,1000 --window 10
       .venv/bin/python bench/fleet_cpu.py --rates 1 --heartbeat-interval 0.1   (what heartbeats cost)
+      .venv/bin/python bench/fleet_cpu.py --rates 200 --node-state off         (what the store costs)
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ def main() -> None:
     parser.add_argument("--rates", default="1,200", help="quotes/s per node, comma-separated (default 1,200)")
     parser.add_argument("--window", type=float, default=8.0, help="measured seconds per rate (default 8)")
     parser.add_argument(
+        "--node-state",
+        choices=("full", "normal", "off"),
+        default="full",
+        help="the nodes' state store (default full, the fleet default; off: what the store costs)",
+    )
+    parser.add_argument(
         "--heartbeat-interval",
         type=float,
         default=0.05,
@@ -126,6 +133,7 @@ def main() -> None:
     if not rates or any(r <= 0 for r in rates) or args.window <= 0 or args.heartbeat_interval <= 0:
         parser.error("need --rates > 0, --window > 0 and --heartbeat-interval > 0")
 
+    fleet.NODE_STATE["mode"] = args.node_state
     results = [trio.run(measure, rate, args.window, args.heartbeat_interval) for rate in rates]
     floor = bare_loop(args.window)
     load = os.getloadavg()
