@@ -17,8 +17,8 @@ through the ordinary start-up (``node.live.recovery``). Two rules make that safe
   wake-ups of the stream task: under load one transaction carries many events.
 * **The kernel never waits on the disk**: a commit is gathered on the kernel loop (reading the
   cache, strategies and venue at one instant, so it is consistent) and written, fsync included,
-  in a worker thread while the kernel goes on; what it publishes meanwhile goes in the next
-  commit. Only the stream waits for the write.
+  on the store's own thread (``node.live.store_writer``) while the kernel goes on; what it
+  publishes meanwhile goes in the next commit. Only the stream waits for the write.
 
 **State, not history**: once an order is closed it is forgotten (its events are deleted from the
 store in the commit that closes it), and so is a closed position's fill list, keeping only what
@@ -39,9 +39,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 import msgpack
 
+from node.live.store_writer import StoreWriter
 from node.model.events import AccountState, OrderEvent, OrderFilled
 from node.persistence.store import OutboxSequenceError, StateStore, encode_event
 
@@ -86,6 +86,7 @@ class StateRecorder:
         self._acked_applied = 0
         self.commits = 0
         self.events_committed = 0
+        self._writer = StoreWriter()  # commit_async's thread (node.live.store_writer)
 
     def restored(self, known_orders, counters, strategy_states, blobs) -> None:
         """What the store already holds (after a restart), so unchanged values are not rewritten."""
@@ -105,9 +106,9 @@ class StateRecorder:
     # -- commit ---------------------------------------------------------------------------------
 
     async def commit_async(self) -> None:
-        """Gather the commit on the kernel loop, write it in a worker thread (the loop goes on)."""
+        """Gather the commit on the kernel loop, write it on the store's thread (the loop goes on)."""
         writes, outbox = self._gather()
-        await anyio.to_thread.run_sync(self._write, writes, outbox)
+        await self._writer.run(self._write, writes, outbox)
 
     def commit(self) -> None:
         """The same as :meth:`commit_async`, written on the calling thread."""
@@ -264,6 +265,7 @@ class StateRecorder:
 
     def close(self) -> None:
         """Apply the last acks and close the store (the node is disposed)."""
+        self._writer.close()
         if not self.store.closed:
             try:
                 self._apply_acks()
