@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 import trio
@@ -11,7 +12,7 @@ import zmq
 
 from orchestrator.fleet.orchestrator import Orchestrator
 from orchestrator.fleet.state import NodeState, Transition
-from orchestrator.protocol import codec
+from orchestrator.protocol import codec, messages
 from orchestrator.protocol.limits import MAX_FRAME_BYTES
 from orchestrator.supervision.exit_reason import Intent
 from orchestrator.transport.trio_socket import TrioSocket
@@ -202,6 +203,39 @@ async def test_a_wedged_spare_is_found_by_its_unanswered_assign_not_the_start_up
         assert "did not answer its assign within 300 ms" in status.last_exit  # incarnation 2's end
         assert wedged.intent is Intent.HANG_KILL
         await wedged.exited.wait()
+
+
+async def test_a_spare_gone_before_its_assign_passes_the_node_on_instead_of_failing_it(tmp_path, running):
+    """A spare dead since its hello, its exit not seen yet (the orchestrator busy, say), is taken
+    for a node: the assign finds no such peer, and the node goes to another child. It used to be
+    marked FAILED for good."""
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("a")))
+        await fleet_ready(orch, "a")
+        await orch.stop_node("a")
+        spare = orch._children.spares[0]
+        os.kill(spare.pid, signal.SIGKILL)
+        # From here until start_node, this task does not yield: the orchestrator cannot see the
+        # spare's exit, as if its loop were held up. Dead (not reaped), and the ROUTER's I/O
+        # thread has seen it leave once a send to it is refused.
+        os.waitid(os.P_PID, spare.pid, os.WEXITED | os.WNOWAIT)
+        probe = codec.encode(messages.hb(0, "orchestrator", {}))
+        deadline = time.monotonic() + 10  # bounds a broken test; the loop does not yield
+        while True:
+            try:
+                orch._router.socket.send_multipart([spare.identity, probe], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.EHOSTUNREACH:  # the ROUTER knows it is gone
+                    break
+            assert time.monotonic() < deadline, "the ROUTER never saw the dead spare leave"
+            time.sleep(0.001)  # the I/O thread's turn; this task must not yield to the loop
+        orch._router.has_unread()  # the re-check after a raw operation (TrioSocket's rule)
+        assert spare in orch._children.spares and not spare.exited.is_set()
+        await orch.start_node("a")
+        await orch.wait_for("a", NodeState.RUNNING)
+        status = orch.node_status("a")
+        assert status.incarnation == 2 and status.cold_start and status.pid != spare.pid
+        await spare.exited.wait()
 
 
 async def test_transient_node_that_exits_cleanly_is_not_restarted(tmp_path, running):

@@ -58,6 +58,9 @@ log = logging.getLogger("orchestrator")
 LEFTOVER_REAP_S = 2.0
 """How long a cancelled run waits for the children it killed to be reaped."""
 
+ASSIGN_ATTEMPTS = 3
+"""Children tried for one start when the one taken turns out to be gone (see ``_assign``)."""
+
 SPARE_REFILL_DEFER_MAX_S = 1.0
 """How long the spare pool's refill waits at most for the node just assigned to reach RUNNING."""
 
@@ -362,30 +365,53 @@ class Orchestrator(NodeDeaths, NodeWire):
             raise OrchestratorError(f"node {status.node}: {status.last_exit}") from exc
 
     async def _assign(self, status: NodeStatus) -> None:
+        """Hand ``status``'s node to a child: a ready spare, else one started now.
+
+        A spare may be gone by the time its assign is sent: dead since its hello, its exit not
+        seen yet (the orchestrator was held up, say). The send then finds no such peer, and the
+        node goes to the next child, up to ``ASSIGN_ATTEMPTS``, instead of failing for good.
+        """
         spec = self.config.node(status.node)
-        slot, cold = await self._children.take()
-        status.incarnation += 1
-        status.pid = slot.pid
-        status.cold_start = cold
-        status.started_at = None
-        slot.node_id = status.node
-        slot.incarnation = status.incarnation
-        slot.cold = cold
-        self._node_slot[status.node] = slot
-        # The child answers an assign at once (a heartbeat before it builds the node); only then
-        # has it startup_timeout_s to reach RUNNING. A spare that cannot answer (stopped, wedged)
-        # is found hung within the heartbeat timeout, not the start-up's.
-        self._heartbeats.beat(status.node, trio.current_time())
-        # A hung or crashed predecessor may still be dying: the new child takes the store once it is gone.
-        after_pid = self._dying_pid(status.node)
-        self._announce(status, cold=cold, **({"after_pid": after_pid} if after_pid else {}))
-        self._nursery.start_soon(self._refill_after_start, status, status.incarnation)
-        await self._send(
-            slot,
-            messages.assign(
+        for attempt in range(1, ASSIGN_ATTEMPTS + 1):
+            slot, cold = await self._children.take()
+            previous = (status.incarnation, status.pid, status.cold_start)
+            status.incarnation += 1
+            status.pid = slot.pid
+            status.cold_start = cold
+            status.started_at = None
+            slot.node_id = status.node
+            slot.incarnation = status.incarnation
+            slot.cold = cold
+            self._node_slot[status.node] = slot
+            # The child answers an assign at once (a heartbeat before it builds the node); only
+            # then has it startup_timeout_s to reach RUNNING. A spare that cannot answer
+            # (stopped, wedged) is found hung within the heartbeat timeout, not the start-up's.
+            self._heartbeats.beat(status.node, trio.current_time())
+            # A hung or crashed predecessor may still be dying: the new child takes the store
+            # once it is gone.
+            after_pid = self._dying_pid(status.node)
+            assign = messages.assign(
                 status.node, status.incarnation, self.config.assign_config(spec), status.last_seq, after_pid
-            ),
-        )
+            )
+            try:
+                await self._send(slot, assign)
+            except PeerUnreachableError:
+                status.incarnation, status.pid, status.cold_start = previous
+                slot.node_id = None
+                del self._node_slot[status.node]
+                self._heartbeats.forget(status.node)
+                slot.process.kill()  # whatever is left of it must not take a node later
+                if attempt == ASSIGN_ATTEMPTS:
+                    raise
+                log.warning(
+                    "child %s was gone when node %s was assigned to it; trying another child",
+                    slot.slot_id,
+                    status.node,
+                )
+                continue
+            self._announce(status, cold=cold, **({"after_pid": after_pid} if after_pid else {}))
+            self._nursery.start_soon(self._refill_after_start, status, status.incarnation)
+            return
 
     def _move(self, status: NodeStatus, transition: Transition, **extra) -> None:
         status.apply(transition, trio.current_time())
