@@ -396,11 +396,13 @@ class Orchestrator(NodeDeaths, NodeWire):
             try:
                 await self._send(slot, assign)
             except PeerUnreachableError:
+                slot.process.kill()  # whatever is left of it must not take a node later
+                if self._node_slot.get(status.node) is not slot:
+                    return  # its exit was seen meanwhile, as the node's end: that path restarts it
                 status.incarnation, status.pid, status.cold_start = previous
                 slot.node_id = None
                 del self._node_slot[status.node]
                 self._heartbeats.forget(status.node)
-                slot.process.kill()  # whatever is left of it must not take a node later
                 if attempt == ASSIGN_ATTEMPTS:
                     raise
                 log.warning(
