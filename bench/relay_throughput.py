@@ -72,6 +72,7 @@ import zmq  # noqa: E402
 
 from orchestrator import protocol  # noqa: E402
 from orchestrator import transport as t  # noqa: E402
+from orchestrator.exception_groups import leaves  # noqa: E402
 from orchestrator.fleet.config import NodeSpec, OrchestratorConfig  # noqa: E402
 from orchestrator.fleet.orchestrator import Orchestrator  # noqa: E402
 from orchestrator.fleet.state import NodeState  # noqa: E402
@@ -698,9 +699,7 @@ def print_table(rows: list[tuple[str, dict]], raw_rate: float) -> None:
 
 def _messages(exc: BaseException) -> list[str]:
     """The leaf messages of an exception (trio nurseries wrap them in groups)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [m for sub in exc.exceptions for m in _messages(sub)]
-    return [str(exc) or type(exc).__name__]
+    return [str(e) or type(e).__name__ for e in leaves(exc)]
 
 
 def main() -> None:

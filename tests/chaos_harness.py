@@ -36,6 +36,7 @@ import trio
 
 from orchestrator.control.cli_support import wait_pid_exit
 from orchestrator.control.client import ControlClient, NotRunning, RequestFailed
+from orchestrator.exception_groups import leaves as exception_leaves
 from orchestrator.fleet.subscriber import EventSubscriber
 from orchestrator.transport.runtime_dir import ipc_endpoint
 from tests.chaos_check import (
@@ -396,13 +397,6 @@ async def _down(fleet: _Fleet) -> int:
     return fleet.proc.wait(timeout=fleet.timeout_s)
 
 
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
-    return out
-
-
 def _schedule(plan: ChaosPlan) -> set[int]:
     """Before which node kills (by index) the orchestrator is killed: evenly spread, never first."""
     m = plan.orchestrator_kills
@@ -460,7 +454,7 @@ async def run_chaos(plan: ChaosPlan, workdir: Path, progress=None) -> ChaosRun:
             run.down_exit_code = 0
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:  # trio wraps; a ChaosError alone is re-raised as itself
-        leaves = _leaves(group)
+        leaves = exception_leaves(group)
         if leaves and all(isinstance(e, ChaosError) for e in leaves):
             raise ChaosError(f"{leaves[0]}\n(fleet {fleet_path}, runtime dir {runtime_dir})") from group
         raise

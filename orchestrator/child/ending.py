@@ -30,6 +30,7 @@ from node.backtest.config import ConfigError
 from node.live.errors import UnknownClientFactory
 from node.model.errors import InvalidValueError
 from orchestrator.child import error_codes
+from orchestrator.exception_groups import leaves
 from orchestrator.process.exit_codes import ChildExit
 
 _CHAIN_LIMIT = 32  # causes followed at most (a cycle in __cause__/__context__ is possible)
@@ -61,19 +62,6 @@ def caused_by_invalid_data(exc: BaseException | None) -> bool:
             seen.add(id(leaf))
             leaf = leaf.__cause__ or leaf.__context__
     return False
-
-
-def leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions an exception group holds, however nested (``[exc]`` for one that is not)."""
-    out: list[BaseException] = []
-    pending = [exc]
-    while pending and len(out) < _CHAIN_LIMIT:
-        item = pending.pop(0)
-        if isinstance(item, BaseExceptionGroup):
-            pending[:0] = item.exceptions
-        else:
-            out.append(item)
-    return out
 
 
 def describe(exc: BaseException) -> str:
@@ -127,6 +115,5 @@ __all__ = [
     "config_ending",
     "describe",
     "is_config_problem",
-    "leaves",
     "node_ending",
 ]

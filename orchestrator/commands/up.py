@@ -104,17 +104,11 @@ def _startup_problems(exc: BaseException) -> list[str]:
     A corrupt or locked journal, a runtime dir with the wrong mode, an endpoint in use: each error
     already says which file and what to do; a traceback around it would only hide that.
     """
+    from orchestrator.exception_groups import leaves as leaves_of
     from orchestrator.journal import JournalError, JournalFailedError, JournalWriteError
     from orchestrator.transport.errors import TransportError
 
-    leaves = []
-    pending = [exc]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, BaseExceptionGroup):
-            pending.extend(item.exceptions)
-        else:
-            leaves.append(item)
+    leaves = leaves_of(exc)
     if not leaves or not all(isinstance(e, JournalError | TransportError) for e in leaves):
         return []
     problems = [str(e) for e in leaves]
