@@ -59,6 +59,12 @@ TRANSITIONS: Mapping[tuple[NodeState, NodeTrigger], NodeState] = MappingProxyTyp
 )
 """The only statement of which (state, trigger) moves are legal."""
 
+_ACTIVE = (NodeState.STARTING, NodeState.RUNNING)
+"""The node's loop is serving: there is something to stop."""
+
+_LIVE = (NodeState.STARTING, NodeState.RUNNING, NodeState.STOPPING)
+"""The node's loop tasks exist: too late to set things up, too early to dispose at once."""
+
 _VALID: Mapping[NodeState, tuple[NodeTrigger, ...]] = MappingProxyType(
     {s: tuple(t for (st, t) in TRANSITIONS if st is s) for s in NodeState}
 )
