@@ -10,13 +10,16 @@ import threading
 
 import pytest
 import trio
+import zmq
 
 from orchestrator.fleet.orchestrator import Orchestrator
 from orchestrator.fleet.prepare_file import PREPARE_FILE
+from orchestrator.fleet.slots import child_argv
 from orchestrator.fleet.state import NodeState
 from orchestrator.fleet.zygote import Zygote
-from orchestrator.process.pdeathsig import become_child_subreaper
+from orchestrator.process.pdeathsig import PARENT_PID_ENV, become_child_subreaper
 from orchestrator.process.spawn import ChildProcess, _Adopted
+from orchestrator.protocol import codec, messages
 from tests.fleet_support import fleet, fleet_ready, node, wait_incarnation
 
 pytestmark = pytest.mark.trio
@@ -118,6 +121,10 @@ async def test_a_stopped_zygote_does_not_hold_up_restarts(tmp_path):
             await wait_incarnation(orch, "a", 2, NodeState.RUNNING)
             status = orch.node_status("a")
             assert status.cold_start
+            # The id of the fork given up is remembered, and the replacement has an id of its own:
+            # a child the zygote forked all the same must not take the replacement's place.
+            (given_up,) = orch._children.abandoned
+            assert orch._node_slot["a"].identity != given_up
             cmdline = open(f"/proc/{status.pid}/cmdline").read()
             assert "orchestrator.child" in cmdline and "zygote" not in cmdline, "started by fork+exec"
             assert (await stopped.process.wait()).signal == signal.SIGKILL
@@ -127,6 +134,67 @@ async def test_a_stopped_zygote_does_not_hold_up_restarts(tmp_path):
             os.kill(status.pid, signal.SIGKILL)  # the next cold start is the new zygote's
             await wait_incarnation(orch, "a", 3, NodeState.RUNNING)
             assert orch._children._zygote.forks == 1
+            orch.shutdown()
+    assert orch.clean_shutdown
+
+
+async def test_a_child_forked_for_a_fork_given_up_is_killed_and_reaped(tmp_path):
+    """A zygote killed for answering a fork too late may have forked all the same: that child says
+    hello under the id of the fork given up (remembered by the pool, as the test above checks).
+    Here a real child program says hello under such an id: the orchestrator kills it and reaps it
+    (no zombie), and the fleet goes on. Before, it was refused and left to stop itself after
+    parent_timeout, then stayed a zombie for as long as the orchestrator ran."""
+    orch = Orchestrator(fleet(tmp_path, node("a"), spares=0))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            running = orch.node_status("a").pid
+            orch._children.abandoned.add(b"s900")  # what ChildPool records for an unanswered fork
+            argv = child_argv(sys.executable, "s900", orch.node_endpoint, 0.05, 30.0)
+            stray = subprocess.Popen(
+                argv,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
+            )
+            # It is our child: the orchestrator (this process) kills it and reaps it; the
+            # parent_timeout of 30 s rules out its own exit for lack of heartbeats.
+            while os.path.exists(f"/proc/{stray.pid}"):
+                await trio.sleep(0.01)
+            assert b"s900" not in orch._children.abandoned
+            assert orch.node_status("a").state is NodeState.RUNNING
+            assert orch.node_status("a").pid == running
+            orch.shutdown()
+    assert orch.clean_shutdown
+
+
+async def test_a_hello_under_a_given_up_id_naming_a_process_not_ours_is_refused_and_harms_nothing(
+    tmp_path,
+):
+    """The pid a hello names is only signalled if it is this process's child: a rogue peer naming
+    another process (here, this test's parent) gets the unknown-peer error and nothing else."""
+    orch = Orchestrator(fleet(tmp_path, node("a"), spares=0))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            await orch.wait_for("a", NodeState.RUNNING)
+            orch._children.abandoned.add(b"s901")
+            ctx = zmq.Context()
+            rogue = ctx.socket(zmq.DEALER)
+            rogue.setsockopt(zmq.IDENTITY, b"s901")
+            rogue.setsockopt(zmq.LINGER, 0)
+            try:
+                rogue.connect(orch.node_endpoint)
+                rogue.send(codec.encode(messages.hello("s901", os.getppid(), True)))
+                reply = await trio.to_thread.run_sync(rogue.recv)
+            finally:
+                rogue.close()
+                ctx.term()
+            assert codec.decode(reply)["code"] == "unknown_peer"
+            assert os.path.exists(f"/proc/{os.getppid()}")
+            assert b"s901" in orch._children.abandoned, "still waiting for the real stray"
+            assert orch.node_status("a").state is NodeState.RUNNING
             orch.shutdown()
     assert orch.clean_shutdown
 

@@ -24,8 +24,9 @@ import trio
 
 from orchestrator.fleet.config import OrchestratorConfig
 from orchestrator.fleet.slots import Slot, start_slot
-from orchestrator.fleet.zygote import Zygote, ZygoteError
+from orchestrator.fleet.zygote import ForkUnanswered, Zygote, ZygoteError
 from orchestrator.process.pdeathsig import become_child_subreaper
+from orchestrator.transport.sockets import slot_identity
 
 log = logging.getLogger("orchestrator")
 
@@ -59,6 +60,9 @@ class ChildPool:
         self._zygote: Zygote | None = None  # None: fork+exec
         self._zygote_tried = trio.Event()  # the first zygote is ready, or could not be started
         self._slot_ids = itertools.count(1)
+        self.abandoned: set[bytes] = set()
+        """Identities of the forks the zygote did not answer: what says hello as one is a stray
+        (``orchestrator.fleet.strays``). One per zygote killed for it: never many."""
         self._nursery: trio.Nursery | None = None
         self._prepare_path: Path | None = None
 
@@ -184,6 +188,11 @@ class ChildPool:
                 slot = await start_slot(slot_id, self._endpoint, self._log_dir, zygote=self._zygote, **kwargs)
             except ZygoteError as exc:
                 log.error("the zygote could not start child %s (fork+exec instead): %s", slot_id, exc)
+                if isinstance(exc, ForkUnanswered):
+                    # It may have forked a child under this id all the same: a new id for the
+                    # replacement, or the first of the two to connect would take the other's place.
+                    self.abandoned.add(slot_identity(slot_id))
+                    slot_id = f"s{next(self._slot_ids)}"
         if slot is None:
             slot = await start_slot(slot_id, self._endpoint, self._log_dir, **kwargs)
         self._on_new_child(slot)

@@ -19,6 +19,7 @@ import zmq
 
 from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState, Transition
+from orchestrator.fleet.strays import end_stray
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.codec import EvtBatch
 from orchestrator.protocol.errors import ProtocolError
@@ -109,6 +110,10 @@ class NodeWire:
         slot = self._slots.get(identity)
         if slot is None:
             self._invalid_messages += 1
+            if type(msg) is dict and msg["k"] == "hello" and identity in self._children.abandoned:
+                if end_stray(self._nursery, msg["slot"], msg["pid"]):
+                    self._children.abandoned.discard(identity)
+                    return
             await self._reply_error(
                 identity, "unknown_peer", "this orchestrator did not start a child with that id"
             )

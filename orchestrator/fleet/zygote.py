@@ -34,6 +34,14 @@ class ZygoteError(OSError):
     """The zygote could not start, is gone, or could not fork: start the child the slow way."""
 
 
+class ForkUnanswered(ZygoteError):
+    """The zygote did not answer a fork in time and was killed; it may have forked all the same.
+
+    Such a child would say hello under the slot id it was forked for: the caller must not reuse
+    that id, and ends whatever says hello under it (``orchestrator.fleet.strays``).
+    """
+
+
 class Zygote:
     """A running zygote process; see the module docstring."""
 
@@ -87,7 +95,7 @@ class Zygote:
                 # Its reply may still come, and would answer the next request: never ask it again.
                 self._wedged = True
                 self.process.kill()
-                raise ZygoteError(
+                raise ForkUnanswered(
                     f"the zygote (pid {self.process.pid}) did not answer a fork within "
                     f"{FORK_REPLY_TIMEOUT_S:g} s (stopped or wedged): killed it; children start "
                     "by fork+exec until a new one is ready"
@@ -127,4 +135,4 @@ class Zygote:
             await self._out.aclose()
 
 
-__all__ = ["FORK_REPLY_TIMEOUT_S", "Zygote", "ZygoteError"]
+__all__ = ["FORK_REPLY_TIMEOUT_S", "ForkUnanswered", "Zygote", "ZygoteError"]
