@@ -454,6 +454,7 @@ def relay_config(
     once = RestartPolicy(restart_type=RestartType.TEMPORARY)  # a bench node that dies is reported
     return OrchestratorConfig(
         runtime_dir=rundir / name,
+        state_dir=rundir / name,  # the bench's own temp dir: each run starts from empty journals
         nodes=[NodeSpec(n, doc, str(ROOT), once, autostart=False) for n, doc in docs.items()],
         spares=0,
         python=python,

@@ -68,6 +68,7 @@ def config(runtime: Path, spares: int, heartbeat_timeout_s: float, zygote: bool 
     specs = [NodeSpec(n, node_doc(i + 1), str(ROOT / "configs"), policy) for i, n in enumerate(NODES)]
     return OrchestratorConfig(
         runtime_dir=runtime,
+        state_dir=runtime,  # the bench's own temp dir: each run starts from empty stores
         nodes=tuple(specs),
         spares=spares,
         zygote=zygote,

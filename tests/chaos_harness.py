@@ -165,7 +165,7 @@ def write_chaos_fleet(path: Path, runtime_dir: Path, plan: ChaosPlan) -> tuple[P
     """Write the fleet file of a run: the template's nodes (cycled with new ids/seeds past its count)."""
     with open(plan.template, "rb") as f:
         doc = tomllib.load(f)
-    settings = dict(doc.get("orchestrator", {}), runtime_dir=str(runtime_dir))
+    settings = dict(doc.get("orchestrator", {}), runtime_dir=str(runtime_dir), state_dir=str(runtime_dir))
     if plan.spares is not None:
         settings["spares"] = plan.spares
     if plan.journal_fsync is not None:

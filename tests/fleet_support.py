@@ -45,6 +45,7 @@ def fleet(tmp_path: Path, *specs: NodeSpec, **settings) -> OrchestratorConfig:
     # ipc paths must stay short (unix socket limit): use a short dir under /tmp.
     runtime = Path("/tmp") / f"orch-test-{os.getpid()}-{tmp_path.name[-12:]}"
     settings.setdefault("spares", 1)
+    settings.setdefault("state_dir", runtime)  # journals and state stores beside the sockets here
     return OrchestratorConfig(runtime_dir=runtime, nodes=specs, **settings)
 
 
@@ -76,7 +77,7 @@ class Subscriber(EventSubscriber):
 def journaled(orch, node_id: str) -> list[list]:
     """Every journaled event of ``node_id``: each record is one relayed evt frame, keyed by its last seq."""
     events = []
-    for record in read_journal(journal_path(orch.runtime_dir, node_id)):
+    for record in read_journal(journal_path(orch.state_dir, node_id)):
         frame = msgpack.unpackb(record.payload, raw=False)
         assert record.seq == frame["events"][-1][0]
         events.extend(frame["events"])

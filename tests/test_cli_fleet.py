@@ -245,7 +245,7 @@ def test_up_on_a_corrupt_journal_exits_1_with_the_journal_s_own_advice(tmp_path)
     path.write_bytes(bytes(data))
     fleet = tmp_path / "fleet.toml"
     fleet.write_text(
-        f'[orchestrator]\nruntime_dir = "{runtime}"\n[[nodes]]\nid = "n1"\nconfig = "{ROOT}/configs/sandbox.toml"\n'
+        f'[orchestrator]\nruntime_dir = "{runtime}"\nstate_dir = "{runtime}"\n[[nodes]]\nid = "n1"\nconfig = "{ROOT}/configs/sandbox.toml"\n'
     )
     proc = orch("up", str(fleet), timeout=60)
     assert proc.returncode == 1
@@ -262,7 +262,7 @@ def test_up_that_cannot_journal_exits_1_saying_why_and_what_to_do(tmp_path):
     runtime = Path("/tmp") / f"orch-cli-{os.getpid()}-nospace"  # short: ipc path limit
     fleet = tmp_path / "fleet.toml"
     fleet.write_text(
-        f'[orchestrator]\nruntime_dir = "{runtime}"\n[[nodes]]\nid = "n1"\nconfig = "{ROOT}/configs/sandbox.toml"\n'
+        f'[orchestrator]\nruntime_dir = "{runtime}"\nstate_dir = "{runtime}"\n[[nodes]]\nid = "n1"\nconfig = "{ROOT}/configs/sandbox.toml"\n'
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "up", str(fleet)],

@@ -19,6 +19,7 @@ from node.backtest.config import ConfigError
 from orchestrator import cli
 from orchestrator.fleet import loader
 from orchestrator.fleet.loader import fleet_from_dict
+from orchestrator.fleet.state_dir import default_state_dir
 from orchestrator.supervision.policy import RestartPolicy
 from tests.fleet_support import fast_node_doc
 from tests.test_orchestrator_process import _toml
@@ -217,6 +218,10 @@ def test_docs_list_exactly_the_orchestrator_keys_with_their_defaults(tmp_path):
     for key, text in documented.items():
         if key == "runtime_dir":
             assert "XDG_RUNTIME_DIR" in text
+            continue
+        if key == "state_dir":
+            assert "XDG_STATE_HOME" in text and "~/.local/state/orchestrator" in text
+            assert defaults.state_dir == default_state_dir()
             continue
         value = getattr(defaults, key)
         shown = str(value).lower() if isinstance(value, bool) else value  # as TOML spells it

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.trio
 TIMEOUT = 60  # bounds a broken test on a loaded machine; never a speed assertion
 
 
-def journaled(runtime_dir, node_id: str) -> list[list]:
+def journaled(state_dir, node_id: str) -> list[list]:
     events = []
-    for record in read_journal(journal_path(runtime_dir, node_id)):
+    for record in read_journal(journal_path(state_dir, node_id)):
         events.extend(msgpack.unpackb(record.payload, raw=False)["events"])
     return events
 
@@ -45,12 +45,12 @@ async def test_a_node_killed_9_comes_back_with_its_state_and_loses_no_event(tmp_
                 status = await orch.command("a", "status")
                 restored = status["durable_state"]["restored"]
                 assert restored["last_seq"] > 0 and restored["accounts"] == 1 and restored["venues"] == 1
-                assert status["durable_state"]["path"] == str(state_path(orch.runtime_dir, "a"))
+                assert status["durable_state"]["path"] == str(state_path(orch.state_dir, "a"))
                 await sub.events_of("a", 20)
             finally:
                 await sub.aclose()
             orch.shutdown()
-    events = journaled(orch.runtime_dir, "a")
+    events = journaled(orch.state_dir, "a")
     assert [e[0] for e in events] == list(range(1, len(events) + 1)), "no gap, no duplicate"
     submitted = [e[4]["client_order_id"] for e in events if e[3] == "OrderSubmitted"]
     assert submitted and len(submitted) == len(set(submitted)), "no client order id used twice"
@@ -59,7 +59,7 @@ async def test_a_node_killed_9_comes_back_with_its_state_and_loses_no_event(tmp_
 
 async def test_a_corrupt_state_file_fails_the_node_at_once_naming_the_file(tmp_path):
     config = fleet(tmp_path, node("bad"), node("good", seed=2), node_state="normal")
-    path = state_path(config.runtime_dir, "bad")
+    path = state_path(config.state_dir, "bad")
     config.runtime_dir.mkdir(mode=0o700)
     path.parent.mkdir()
     path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)
@@ -94,9 +94,9 @@ async def test_a_state_file_older_than_the_journal_is_refused(tmp_path):
                     last_exit = orch.node_status("a").last_exit
                 orch.shutdown()
             if attempt == 1:  # the node's state is lost; its journal is not
-                state_path(config.runtime_dir, "a").unlink()
+                state_path(config.state_dir, "a").unlink()
     assert "older than the node's event history" in last_exit
-    assert str(state_path(config.runtime_dir, "a")) in last_exit
+    assert str(state_path(config.state_dir, "a")) in last_exit
 
 
 async def test_a_stop_slower_than_the_heartbeat_timeout_is_not_taken_for_a_hang(tmp_path):

@@ -28,6 +28,7 @@ def write_fleet(
     lines = [
         "[orchestrator]",
         f'runtime_dir = "{runtime}"',
+        f'state_dir = "{runtime}"',
         f"spares = {spares}",
         f"stop_timeout_s = {stop_timeout_s}",
     ]

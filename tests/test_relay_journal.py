@@ -48,7 +48,7 @@ async def test_relayed_events_are_in_the_journal_in_order_with_no_gap(tmp_path):
     assert stored[-1][0] == orch.node_status("a").last_seq
     by_seq = {e[0]: e for e in stored}
     assert all(by_seq[e[0]] == e for e in seen), "what was published is what was journaled"
-    page = journal_history(orch.runtime_dir, ["a"], since=5, limit=3)  # events --since reads it
+    page = journal_history(orch.state_dir, ["a"], since=5, limit=3)  # events --since reads it
     assert [e[:2] for e in page["events"]] == [["a", 5], ["a", 6], ["a", 7]] and page["truncated"]
 
 
@@ -150,7 +150,7 @@ async def test_a_failed_fdatasync_stops_the_relay_and_acks_nothing_more(tmp_path
         with pytest.raises(JournalFailedError, match="node a: .*restart the orchestrator"):
             await orch.relay.sync_batch()
         assert orch.relay.ackable(slot) == 0
-        orch.journals._sync_fds["a"] = os.open(journal_path(orch.runtime_dir, "a"), os.O_RDONLY)
+        orch.journals._sync_fds["a"] = os.open(journal_path(orch.state_dir, "a"), os.O_RDONLY)
 
 
 async def test_journal_fsync_is_read_from_the_fleet_file(tmp_path):
@@ -240,13 +240,13 @@ async def test_a_later_event_numbered_wrongly_is_journaled_under_the_seqs_the_fr
         wrong = _evt([_ev(1), _ev(3), _ev(3)])
         await orch._handle([b"s1", wrong])
         assert orch.invalid_messages == 0 and orch.relayed_events == 3
-        (record,) = read_journal(journal_path(orch.runtime_dir, "a"))
+        (record,) = read_journal(journal_path(orch.state_dir, "a"))
         assert record.seq == 3 and record.payload == wrong
         assert orch.node_status("a").last_seq == 3 and orch.relay.ackable(slot) == 3
         with pytest.raises(ProtocolError, match="consecutive"):
             codec.decode(wrong)  # what a subscriber does with it (EventSubscriber skips and counts it)
         await orch._handle([b"s1", _evt([_ev(4)])])  # the stream goes on from the declared last seq
-        assert [r.seq for r in read_journal(journal_path(orch.runtime_dir, "a"))] == [3, 4]
+        assert [r.seq for r in read_journal(journal_path(orch.state_dir, "a"))] == [3, 4]
     finally:
         orch._close_journals()
 
@@ -268,11 +268,11 @@ async def test_an_odd_event_body_with_a_valid_envelope_is_relayed_as_received(tm
         await orch._handle([b"s1", odd])
         assert orch.invalid_messages == 0 and orch.relayed_events == 2
         assert pub.published == [(event_topic("a"), odd)]
-        (record,) = read_journal(journal_path(orch.runtime_dir, "a"))
+        (record,) = read_journal(journal_path(orch.state_dir, "a"))
         assert record.seq == 2 and record.payload == odd
         with pytest.raises(ProtocolError):
             codec.decode(odd)  # what a subscriber does with it (EventSubscriber skips and counts it)
-        page = journal_history(orch.runtime_dir, ["a"])  # events --since shows it, leniently
+        page = journal_history(orch.state_dir, ["a"])  # events --since shows it, leniently
         assert [e[1] for e in page["events"]] == [1, 2] and page["events"][0][5] == {1: "an int key"}
     finally:
         orch._close_journals()

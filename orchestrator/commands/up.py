@@ -105,11 +105,12 @@ def _startup_problems(exc: BaseException) -> list[str]:
     already says which file and what to do; a traceback around it would only hide that.
     """
     from orchestrator.exception_groups import leaves as leaves_of
+    from orchestrator.fleet.state_dir import StateDirError
     from orchestrator.journal import JournalError, JournalFailedError, JournalWriteError
     from orchestrator.transport.errors import TransportError
 
     leaves = leaves_of(exc)
-    if not leaves or not all(isinstance(e, JournalError | TransportError) for e in leaves):
+    if not leaves or not all(isinstance(e, JournalError | TransportError | StateDirError) for e in leaves):
         return []
     problems = [str(e) for e in leaves]
     if any(isinstance(e, JournalWriteError | JournalFailedError) for e in leaves):
@@ -277,7 +278,8 @@ async def _serve(
     orch = Orchestrator(config)
     control = ControlServer(orch)
     header = (
-        f"orchestrator: runtime dir {orch.runtime_dir}; events at {orch.event_endpoint}; "
+        f"orchestrator: runtime dir {orch.runtime_dir}; state dir {orch.state_dir}; "
+        f"events at {orch.event_endpoint}; "
         f"control at {control.endpoint}"
     )
     out = _LiveView(header) if live else _PlainOutput(header)

@@ -107,6 +107,7 @@ class ControlServer:
             return {
                 "pid": os.getpid(),
                 "runtime_dir": str(orch.runtime_dir),
+                "state_dir": str(orch.state_dir),
                 "event_endpoint": orch.event_endpoint,
                 "start_wait_s": cfg.startup_timeout_s,
                 "stop_wait_s": cfg.stop_timeout_s + cfg.term_timeout_s,
@@ -120,7 +121,7 @@ class ControlServer:
                 orch.node_status(node)  # unknown node -> OrchestratorError
             nodes = [node] if node is not None else sorted(orch.nodes)
             return await trio.to_thread.run_sync(
-                journal_history, orch.runtime_dir, nodes, args.get("since", 0), args.get("limit", 1000)
+                journal_history, orch.state_dir, nodes, args.get("since", 0), args.get("limit", 1000)
             )
         if op == "down":
             self._down_requested = True
@@ -153,7 +154,7 @@ class ControlServer:
         return status.to_dict(trio.current_time())
 
 
-def journal_history(runtime_dir, nodes: list[str], since: int = 0, limit: int = 1000) -> dict:
+def journal_history(state_dir, nodes: list[str], since: int = 0, limit: int = 1000) -> dict:
     """Journaled events of ``nodes`` with ``seq >= since``, at most ``limit``, node by node.
 
     Same shape as the in-memory history had: ``events`` (``[node, seq, ts_ns, topic, type, data]``),
@@ -168,7 +169,7 @@ def journal_history(runtime_dir, nodes: list[str], since: int = 0, limit: int = 
         if truncated:
             continue
         try:
-            records = read_journal(journal_path(runtime_dir, node), max(since, 1))
+            records = read_journal(journal_path(state_dir, node), max(since, 1))
         except FileNotFoundError:
             continue
         try:

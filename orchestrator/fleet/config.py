@@ -13,6 +13,7 @@ from pathlib import Path
 
 from orchestrator.child.logfile import DEFAULT_BACKUPS as DEFAULT_LOG_BACKUPS
 from orchestrator.child.logfile import DEFAULT_MAX_BYTES as DEFAULT_LOG_MAX_BYTES
+from orchestrator.fleet.state_dir import StateDirError, default_state_dir, state_path
 from orchestrator.journal import FsyncPolicy
 from orchestrator.journal.journal import journal_path
 from orchestrator.supervision.policy import RestartPolicy, RestartType
@@ -20,12 +21,6 @@ from orchestrator.supervision.policy import RestartPolicy, RestartType
 DEFAULT_JOURNAL_FSYNC = "batch"  # fdatasync every 20 ms at most; acks wait for it
 NODE_STATE_MODES = ("full", "normal", "off")
 DEFAULT_NODE_STATE = "full"
-
-
-def state_path(runtime_dir: str | Path, node_id: str) -> Path:
-    """``<runtime_dir>/state/<node_id>.sqlite``: the node's durable state store."""
-    journal_path("/", node_id)  # the same file-name rules as the journal (raises ValueError)
-    return Path(runtime_dir) / "state" / f"{node_id}.sqlite"
 
 
 class FleetConfigError(ValueError):
@@ -73,9 +68,16 @@ class OrchestratorConfig:
     journal_fsync: str = DEFAULT_JOURNAL_FSYNC
     # Each node's state store: "full" (fsync per commit), "normal" (survives kill -9 only) or "off".
     node_state: str = DEFAULT_NODE_STATE
+    # The journals and state stores (orchestrator.fleet.state_dir); None: default_state_dir().
+    state_dir: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runtime_dir", Path(self.runtime_dir))
+        try:
+            state_dir = default_state_dir() if self.state_dir is None else Path(self.state_dir)
+        except StateDirError as exc:
+            raise FleetConfigError(f"state_dir: {exc}") from None
+        object.__setattr__(self, "state_dir", state_dir)
         object.__setattr__(self, "nodes", tuple(self.nodes))
         for name in (
             "heartbeat_interval_s",
@@ -119,7 +121,7 @@ class OrchestratorConfig:
         """The node's document as assigned: with a ``[state]`` table unless it has one or state is off."""
         if self.node_state == "off" or "state" in spec.doc:
             return spec.doc
-        state = {"path": str(state_path(self.runtime_dir, spec.node_id)), "synchronous": self.node_state}
+        state = {"path": str(state_path(self.state_dir, spec.node_id)), "synchronous": self.node_state}
         return {**spec.doc, "state": state}
 
     def assign_config(self, spec: NodeSpec) -> dict:

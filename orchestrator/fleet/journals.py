@@ -2,7 +2,7 @@
 
 Exactly-once relay (issue #5) rests on one rule: a node is acked only up to what its journal
 holds *durably* under the fsync policy, since a node forgets what is acked. This module owns the
-journals (``<runtime_dir>/journal/<node>.journal``), opened (= recovered) at a run's start, and
+journals (``<state_dir>/journal/<node>.journal``), opened (= recovered) at a run's start, and
 answers "up to which seq may this node be acked" (``ackable``).
 
 No fdatasync runs on the trio loop (one was measured at 55 ms on a busy disk):
@@ -44,7 +44,7 @@ _NEVER_ELAPSES_MS = 1e15  # a batch interval that never elapses: the journal nev
 class FleetJournals(Mapping[str, Journal]):
     """Every node's ``Journal``, by node id, opened for one run under ``policy``; ``close()`` after."""
 
-    def __init__(self, runtime_dir: Path, node_ids: Iterable[str], policy: FsyncPolicy) -> None:
+    def __init__(self, state_dir: Path, node_ids: Iterable[str], policy: FsyncPolicy) -> None:
         self.policy = policy
         self._batch = batch = policy.mode is FsyncMode.BATCH
         opened_with = FsyncPolicy.batch(_NEVER_ELAPSES_MS) if batch else policy
@@ -53,7 +53,7 @@ class FleetJournals(Mapping[str, Journal]):
         self._durable: dict[str, int] = {}  # batch: per node, the last seq known fdatasync'ed
         try:
             for node_id in node_ids:
-                journal = Journal(journal_path(runtime_dir, node_id), fsync=opened_with)
+                journal = Journal(journal_path(state_dir, node_id), fsync=opened_with)
                 self._journals[node_id] = journal
                 if batch:
                     fd = os.open(journal.path, os.O_RDONLY | os.O_CLOEXEC)

@@ -60,6 +60,7 @@ def runtime_dir_of(path: str | Path) -> Path:
 
 
 def _resolve_runtime_dir(value: str, base_dir: Path) -> Path:
+    """A directory setting (runtime_dir, state_dir): relative paths are relative to the fleet file."""
     runtime_dir = Path(value)
     return runtime_dir if runtime_dir.is_absolute() else (base_dir / runtime_dir).resolve()
 
@@ -84,9 +85,12 @@ def fleet_from_dict(doc: dict, base_dir: Path) -> OrchestratorConfig:
         "log_backups": o.positive("log_backups", int, DEFAULT_LOG_BACKUPS),
         "journal_fsync": o.get("journal_fsync", str, DEFAULT_JOURNAL_FSYNC),
         "node_state": o.get("node_state", str, DEFAULT_NODE_STATE, choices=NODE_STATE_MODES),
+        "state_dir": o.get("state_dir", str, None),  # None: default_state_dir() (OrchestratorConfig)
     }
     o.done()
     settings["runtime_dir"] = _resolve_runtime_dir(str(settings["runtime_dir"]), base_dir)
+    if settings["state_dir"] is not None:
+        settings["state_dir"] = _resolve_runtime_dir(settings["state_dir"], base_dir)
     specs = []
     for i, table in enumerate(_tables(root.get("nodes", list, []), "nodes")):
         spec = _node_spec(table, f"nodes[{i}]", base_dir, load_node_config)

@@ -37,6 +37,7 @@ from orchestrator.fleet.prepare_file import remove_prepare_file, write_prepare_f
 from orchestrator.fleet.relay import EventRelay, event_topic
 from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
+from orchestrator.fleet.state_dir import check_state_dir
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
 from orchestrator.fleet.wire import NodeWire
 from orchestrator.journal import FsyncPolicy
@@ -71,6 +72,8 @@ class Orchestrator(NodeDeaths, NodeWire):
     def __init__(self, config: OrchestratorConfig) -> None:
         self.config = config
         self.runtime_dir = ensure_runtime_dir(config.runtime_dir)
+        self.state_dir = config.state_dir  # journals and state stores (fleet.state_dir)
+        check_state_dir(self.runtime_dir, self.state_dir, [spec.node_id for spec in config.nodes])
         self.log_dir = self.runtime_dir / "logs"
         self.log_dir.mkdir(mode=0o700, exist_ok=True)
         self.node_endpoint = ipc_endpoint(self.runtime_dir, "nodes")
@@ -181,7 +184,7 @@ class Orchestrator(NodeDeaths, NodeWire):
 
     def _open_journals(self) -> None:
         """Open (= recover) every node's journal; each node continues after its ``last_seq``."""
-        self.journals = self.relay.journals = FleetJournals(self.runtime_dir, self.nodes, self.journal_policy)
+        self.journals = self.relay.journals = FleetJournals(self.state_dir, self.nodes, self.journal_policy)
         for node_id, status in self.nodes.items():
             status.last_seq = self.journals[node_id].last_seq
 

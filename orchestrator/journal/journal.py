@@ -51,19 +51,19 @@ FILE_MODE = 0o600
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-def journal_dir(runtime_dir: str | os.PathLike) -> Path:
-    """Where the journals of a fleet live: ``<runtime_dir>/journal``."""
-    return Path(runtime_dir) / "journal"
+def journal_dir(state_dir: str | os.PathLike) -> Path:
+    """Where the journals of a fleet live: ``<state_dir>/journal`` (``orchestrator.fleet.state_dir``)."""
+    return Path(state_dir) / "journal"
 
 
-def journal_path(runtime_dir: str | os.PathLike, node_id: str) -> Path:
-    """``<runtime_dir>/journal/<node_id>.journal``; the node id must be a plain file name."""
+def journal_path(state_dir: str | os.PathLike, node_id: str) -> Path:
+    """``<state_dir>/journal/<node_id>.journal``; the node id must be a plain file name."""
     if not isinstance(node_id, str) or not _NODE_ID.fullmatch(node_id) or ".." in node_id:
         raise ValueError(
             f"node id {node_id!r} cannot name a journal file: use letters, digits, '.', '_' and '-' "
             "(starting with a letter or digit, at most 128 characters)"
         )
-    return journal_dir(runtime_dir) / f"{node_id}{SUFFIX}"
+    return journal_dir(state_dir) / f"{node_id}{SUFFIX}"
 
 
 def _fdatasync(fd: int) -> None:

@@ -1,0 +1,130 @@
+"""Where a fleet's durable files live: the *state dir*, apart from the runtime dir.
+
+Why apart: the runtime dir holds what matters only while the orchestrator runs (its ipc
+sockets, the children's lifelines, the prepare file, the logs), and its default is volatile:
+``$XDG_RUNTIME_DIR`` is a tmpfs that logind empties when the user's last session ends, and
+``/tmp`` is a tmpfs on many systems and aged by systemd-tmpfiles. The journals (every event
+relayed) and the nodes' state stores (orders, positions, accounts, the event sequence) are what
+crash-only recovery rests on. In a tmpfs a reboot, or a logout, takes them away, and with
+them everything their fsyncs were for: a fleet started again would start every node from
+nothing. So they live in the state dir (DESIGN: "SQLite in the node's state dir"):
+``orchestrator.state_dir``, by default ``$XDG_STATE_HOME/orchestrator``, else
+``~/.local/state/orchestrator`` (the XDG base directory spec's place for state that must outlive
+a restart)::
+
+    <state_dir>/journal/<node>.journal
+    <state_dir>/state/<node>.sqlite
+
+Two checks when an orchestrator is made (:func:`check_state_dir`):
+
+- files of a configured node at the old place (``<runtime_dir>/journal``,
+  ``<runtime_dir>/state``, where fleets kept them before the state dir existed), with none of
+  that node's in the state dir, refuse the start (:class:`StateDirError`, saying what to move
+  where): starting the node would forget its orders and positions;
+- a state dir on a memory file system (tmpfs, ramfs) is warned about: it survives a process's
+  crash, not the machine's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from collections.abc import Iterable
+from pathlib import Path
+
+from orchestrator.journal.journal import journal_path
+
+log = logging.getLogger("orchestrator")
+
+MEMORY_FILE_SYSTEMS = frozenset({"tmpfs", "ramfs"})
+
+
+class StateDirError(Exception):
+    """The state dir cannot be used as configured; the message says what to do."""
+
+
+def default_state_dir(name: str = "orchestrator") -> Path:
+    """``$XDG_STATE_HOME/<name>`` if set to an absolute path (the spec ignores a relative one),
+    else ``~/.local/state/<name>``. Raises :class:`StateDirError` if there is no home to use."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(base):
+        return Path(base) / name
+    try:
+        return Path.home() / ".local" / "state" / name
+    except RuntimeError:
+        raise StateDirError(
+            "no home directory to put the default state dir in ($HOME unset, $XDG_STATE_HOME "
+            "unset): set orchestrator.state_dir to a directory on disk"
+        ) from None
+
+
+def state_path(state_dir: str | Path, node_id: str) -> Path:
+    """``<state_dir>/state/<node_id>.sqlite``: the node's durable state store."""
+    journal_path("/", node_id)  # the same file-name rules as the journal (raises ValueError)
+    return Path(state_dir) / "state" / f"{node_id}.sqlite"
+
+
+def file_system_type(path: str | Path) -> str | None:
+    """The type of the file system ``path`` is on (from ``/proc/self/mounts``), None if unknown."""
+    target = os.path.realpath(path)
+    best, best_type = "", None
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                point = fields[1].replace("\\040", " ")
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):  # the last of equal mounts is on top
+                    best, best_type = point, fields[2]
+    except OSError:
+        return None
+    return best_type
+
+
+def check_state_dir(runtime_dir: Path, state_dir: Path, node_ids: Iterable[str]) -> None:
+    """The start-up checks of the module docstring: raise, or warn, or pass."""
+    if os.path.realpath(runtime_dir) != os.path.realpath(state_dir):
+        _refuse_files_left_behind(runtime_dir, state_dir, node_ids)
+    fs_type = file_system_type(state_dir if state_dir.exists() else state_dir.parent)
+    if fs_type in MEMORY_FILE_SYSTEMS:
+        log.warning(
+            "the state dir %s is on a %s: the nodes' journals and state stores survive a crash of "
+            "a process, not of the machine (nor, under $XDG_RUNTIME_DIR, a logout). Set "
+            "orchestrator.state_dir to a directory on disk",
+            state_dir,
+            fs_type,
+        )
+
+
+def _refuse_files_left_behind(runtime_dir: Path, state_dir: Path, node_ids: Iterable[str]) -> None:
+    stranded = []
+    for node_id in node_ids:
+        old = [journal_path(runtime_dir, node_id), state_path(runtime_dir, node_id)]
+        new = [journal_path(state_dir, node_id), state_path(state_dir, node_id)]
+        if any(p.exists() for p in old) and not any(p.exists() for p in new):
+            stranded.append(node_id)
+    if not stranded:
+        return
+    q_run, q_state = shlex.quote(str(runtime_dir)), shlex.quote(str(state_dir))
+    raise StateDirError(
+        f"node(s) {', '.join(repr(n) for n in stranded)}: journal or state store found in the "
+        f"runtime dir {runtime_dir} (journal/, state/: where fleets kept them before the state dir "
+        f"existed) and none in the state dir {state_dir}. Started now, they would start from "
+        "nothing, their orders, positions and event sequence forgotten. Move them (with the "
+        f"orchestrator stopped): mkdir -p {q_state} && mv {q_run}/journal {q_run}/state {q_state}/ "
+        f"(if {state_dir} has no journal/ or state/ yet), or keep them where they are with "
+        f'orchestrator.state_dir = "{runtime_dir}" (a tmpfs loses them at reboot)'
+    )
+
+
+__all__ = [
+    "MEMORY_FILE_SYSTEMS",
+    "StateDirError",
+    "check_state_dir",
+    "default_state_dir",
+    "file_system_type",
+    "state_path",
+]

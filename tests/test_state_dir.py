@@ -1,0 +1,175 @@
+"""The state dir: journals and state stores apart from the volatile runtime dir (real processes)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import msgpack
+import pytest
+import trio
+
+from orchestrator.fleet.loader import fleet_from_dict
+from orchestrator.fleet.orchestrator import Orchestrator
+from orchestrator.fleet.state import NodeState
+from orchestrator.fleet.state_dir import (
+    StateDirError,
+    default_state_dir,
+    file_system_type,
+    state_path,
+)
+from orchestrator.journal import Journal, JournalLockedError, journal_path
+from tests.fleet_support import Subscriber, assert_complete, fleet, journaled, node
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 60  # bounds a broken test on a loaded 2-core machine; never a speed assertion
+
+
+def test_the_default_state_dir_follows_the_xdg_spec(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))
+    assert default_state_dir() == tmp_path / "state-home" / "orchestrator"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")  # the spec: a relative path is invalid
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_state_dir() == tmp_path / "home" / ".local" / "state" / "orchestrator"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert default_state_dir() == tmp_path / "home" / ".local" / "state" / "orchestrator"
+
+
+def test_the_fleet_file_s_state_dir_is_relative_to_it_and_defaults_to_the_xdg_one(tmp_path):
+    config = fleet_from_dict({"orchestrator": {"state_dir": "data/fleet"}}, tmp_path)
+    assert config.state_dir == (tmp_path / "data" / "fleet").resolve()
+    assert fleet_from_dict({}, tmp_path).state_dir == default_state_dir()
+    # A node's store goes where the state dir says, not under the runtime dir.
+    config = fleet_from_dict(
+        {
+            "orchestrator": {"state_dir": "data"},
+            "nodes": [{"id": "n1", "config": str(ROOT / "configs/sandbox.toml")}],
+        },
+        tmp_path,
+    )
+    doc = config.assign_config(config.nodes[0])["doc"]
+    assert doc["state"]["path"] == str((tmp_path / "data").resolve() / "state" / "n1.sqlite")
+
+
+@pytest.mark.trio
+async def test_journals_and_stores_outlive_the_runtime_dir(tmp_path):
+    """The runtime dir is lost (a logout empties $XDG_RUNTIME_DIR, a reboot a tmpfs): a fleet
+    started again on a new one resumes every node from the state dir, its sequence continued."""
+    state = tmp_path / "state"
+    config = fleet(tmp_path, node("a"), state_dir=state, spares=0)
+    orch = Orchestrator(config)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            sub = Subscriber(orch.event_endpoint)
+            await sub.events_of("a", 20)
+            await sub.aclose()
+            orch.shutdown()
+    assert orch.clean_shutdown
+    first_run = journaled(orch, "a")
+    assert len(first_run) >= 20 and state_path(state, "a").is_file()
+    assert journal_path(state, "a").is_file()
+    assert not (config.runtime_dir / "journal").exists() and not (config.runtime_dir / "state").exists()
+
+    shutil.rmtree(config.runtime_dir)
+    again = Orchestrator(config)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(again.run)
+            assert again.node_status("a").last_seq == first_run[-1][0]  # read back from the journal
+            sub = Subscriber(again.event_endpoint)
+            await sub.events_of("a", 5)
+            await sub.aclose()
+            again.shutdown()
+    assert again.clean_shutdown
+    events = journaled(again, "a")
+    assert events[: len(first_run)] == first_run and len(events) > len(first_run)
+    assert_complete(events)  # one sequence across both runs: no restart from 1, no gap
+
+
+def _journal_with_one_event(path: Path) -> None:
+    path.parent.mkdir(mode=0o700, parents=True)
+    with Journal(path, fsync="never") as journal:
+        journal.append(1, msgpack.packb({"seq": 1}))
+
+
+def test_a_node_s_files_left_in_the_runtime_dir_refuse_the_start_saying_what_to_move(tmp_path):
+    config = fleet(tmp_path, node("a"), node("b", seed=2), state_dir=tmp_path / "state")
+    config.runtime_dir.mkdir(mode=0o700)
+    _journal_with_one_event(journal_path(config.runtime_dir, "a"))
+    with pytest.raises(StateDirError) as info:
+        Orchestrator(config)
+    message = str(info.value)
+    assert "'a'" in message and "'b'" not in message
+    assert str(config.runtime_dir) in message and str(tmp_path / "state") in message
+    assert "mv " in message and "state_dir" in message
+    assert not (tmp_path / "state").exists(), "nothing started, nothing created"
+
+    # Once the node's files are in the state dir (moved as the message says), it starts.
+    (tmp_path / "state").mkdir()
+    shutil.move(config.runtime_dir / "journal", tmp_path / "state" / "journal")
+    Orchestrator(config)
+    # And a state dir that is the runtime dir (the old layout, chosen on purpose) is never refused.
+    _journal_with_one_event(journal_path(config.runtime_dir, "b"))
+    Orchestrator(fleet(tmp_path, node("b"), state_dir=config.runtime_dir))
+
+
+def test_up_with_a_node_s_files_left_in_the_runtime_dir_exits_1_with_the_advice(tmp_path):
+    runtime = Path("/tmp") / f"orch-sd-{os.getpid()}-{tmp_path.name[-8:]}"  # short: ipc path limit
+    runtime.mkdir(mode=0o700)
+    try:
+        _journal_with_one_event(journal_path(runtime, "n1"))
+        path = tmp_path / "fleet.toml"
+        path.write_text(
+            f'[orchestrator]\nruntime_dir = "{runtime}"\nstate_dir = "state"\n'
+            f'[[nodes]]\nid = "n1"\nconfig = "{ROOT}/configs/sandbox.toml"\n'
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "up", str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "'n1'" in proc.stderr and "mv " in proc.stderr and str(tmp_path / "state") in proc.stderr
+        assert not (runtime / "nodes.sock").exists(), "refused before anything started"
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.mark.trio
+async def test_two_fleets_cannot_run_the_same_node_on_one_state_dir(tmp_path):
+    state = tmp_path / "state"
+    first = Orchestrator(fleet(tmp_path / "one", node("a"), state_dir=state, spares=0))
+    second = Orchestrator(fleet(tmp_path / "two", node("a"), state_dir=state, spares=0))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(first.run)
+            with pytest.raises(JournalLockedError, match="already open"):
+                await second.run()
+            assert first.node_status("a").state in (NodeState.STARTING, NodeState.RUNNING)
+            first.shutdown()
+
+
+def test_a_state_dir_on_a_memory_file_system_is_warned_about(tmp_path, caplog):
+    if file_system_type("/dev/shm") != "tmpfs":
+        pytest.skip("no tmpfs at /dev/shm on this machine")
+    shm = Path("/dev/shm") / f"orch-sd-{os.getpid()}"
+    try:
+        with caplog.at_level(logging.WARNING, logger="orchestrator"):
+            Orchestrator(fleet(tmp_path, node("a"), state_dir=shm / "state"))
+        assert any("is on a tmpfs" in r.getMessage() and str(shm) in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        if file_system_type(tmp_path) in ("tmpfs", "ramfs"):
+            return  # this machine's temp dir is in memory: nothing quiet to compare with
+        with caplog.at_level(logging.WARNING, logger="orchestrator"):
+            Orchestrator(fleet(tmp_path, node("a"), state_dir=tmp_path / "disk"))
+        assert not any("tmpfs" in r.getMessage() for r in caplog.records)
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
