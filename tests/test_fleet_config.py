@@ -64,6 +64,7 @@ CASES = [
     ("log backups negative", "[orchestrator]\nlog_backups = -2\n", "orchestrator.log_backups"),
     ("log backups a float", "[orchestrator]\nlog_backups = 2.5\n", "orchestrator.log_backups"),
     ("runtime dir a number", "[orchestrator]\nruntime_dir = 5\n", "orchestrator.runtime_dir"),
+    ("state dir a number", "[orchestrator]\nstate_dir = 5\n", "orchestrator.state_dir"),
     ("nodes not an array", 'nodes = "n0"\n', "nodes"),
     ("node id missing", '[[nodes]]\nconfig = "n0.toml"\n', "nodes[0].id"),
     ("node id a number", '[[nodes]]\nid = 5\nconfig = "n0.toml"\n', "nodes[0].id"),
@@ -170,7 +171,8 @@ def test_valid_fleet_files_pass(fleet_dir, capsys):
     assert cli.main(["validate", str(ROOT / "configs" / "example.toml")]) == 0
     path.write_text(_inline())
     assert cli.main(["validate", str(path)]) == 0
-    assert "valid" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "valid" in out and f"state dir {default_state_dir()}" in out  # where the journals go
 
 
 def test_validate_in_a_subprocess_starts_nothing(fleet_dir, tmp_path):

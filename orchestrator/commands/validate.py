@@ -37,5 +37,8 @@ def run(args) -> int:
     if config is None:
         return exit_codes.BAD_USAGE
     ids = ", ".join(n.node_id for n in config.nodes) or "none"
-    print(f"{path}: valid; {len(config.nodes)} node(s): {ids}; runtime dir {config.runtime_dir}")
+    print(
+        f"{path}: valid; {len(config.nodes)} node(s): {ids}; runtime dir {config.runtime_dir}; "
+        f"state dir {config.state_dir}"
+    )
     return exit_codes.OK
