@@ -8,7 +8,10 @@ whichever slot runs it. Redirecting the file descriptors 1 and 2 (``dup2``) catc
 C-level writes included, with no logging configuration.
 
 Rotation is by size with ``backups`` numbered files (``node.log.1`` is the newest backup), done
-when the file is opened and then by ``rotate_if_large`` calls from the child's loop.
+when the file is opened and then by ``rotate_if_large`` calls from the child's loop. The same
+calls open the file again if it was removed (``reopen_if_removed``: its runtime dir emptied by a
+logout, then made again by the orchestrator's ``RuntimeDirWatch``): writing on into a removed
+file would lose everything the node says from then on.
 """
 
 from __future__ import annotations
@@ -75,6 +78,19 @@ class NodeLogFile:
             return False
         rotate(self.path, self.backups)
         self._redirect()
+        return True
+
+    def reopen_if_removed(self) -> bool:
+        """Point stdout and stderr at a new file if theirs was removed; True if it did.
+
+        False while the dir is missing too: the next call, a second later, tries again.
+        """
+        try:
+            if os.fstat(2).st_nlink > 0:
+                return False
+            self._redirect()
+        except OSError:
+            return False
         return True
 
     def _redirect(self) -> None:

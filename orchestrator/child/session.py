@@ -264,7 +264,7 @@ class ChildSession(ParentMessages, ChildReports):
         while True:  # a size check once a second: rotation is housekeeping, not a hot path
             await trio.sleep(LOG_CHECK_S)
             try:
-                logfile.rotate_if_large()
+                logfile.rotate_if_large() or logfile.reopen_if_removed()
             except OSError:
                 pass
 

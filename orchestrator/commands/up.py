@@ -288,6 +288,8 @@ async def _serve(
     outcome: list[bool] = []
 
     own_log = _open_own_log(orch, config) if ready_fd is None else None  # --detach: stdout is the file
+    if ready_fd is not None:
+        _keep_output_file(orch)
 
     async def show_states() -> None:
         async for item in states:
@@ -342,6 +344,24 @@ async def _serve(
     return clean
 
 
+def _keep_output_file(orch) -> None:
+    """--detach: stdout and stderr are ``logs/orchestrator.log``; if the runtime dir is emptied
+    under us (``orchestrator.fleet.runtime_watch``), they are pointed at the file made again."""
+    path = orch.log_dir / "orchestrator.log"
+
+    def reopen() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+        finally:
+            os.close(fd)
+
+    orch.runtime_watch.keep(path, "the orchestrator's log", reopen)
+
+
 def _open_own_log(orch, config):
     """The orchestrator's own log beside the nodes' (``logs/orchestrator.log``), rotated like theirs.
 
@@ -353,9 +373,20 @@ def _open_own_log(orch, config):
     from logging.handlers import RotatingFileHandler
 
     class QuietFileHandler(RotatingFileHandler):
-        """A log it cannot write (a full disk) costs one line on stderr, not a traceback per record."""
+        """A log it cannot write (a full disk) costs one line on stderr, not a traceback per record;
+        a log removed under it (its runtime dir emptied, then made again) is opened again."""
 
         told = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                removed = self.stream is not None and os.fstat(self.stream.fileno()).st_nlink == 0
+            except (OSError, ValueError):
+                removed = False
+            if removed:
+                self.stream.close()
+                self.stream = None  # opened again by the emit below, at its path
+            super().emit(record)
 
         def handleError(self, record: logging.LogRecord) -> None:
             if not self.told:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import msgpack
 import trio
@@ -28,9 +29,10 @@ from orchestrator.control import messages as m
 from orchestrator.fleet.orchestrator import Orchestrator, OrchestratorError
 from orchestrator.fleet.state import NodeState
 from orchestrator.journal import journal_path, read_journal
+from orchestrator.transport.endpoints import bind
 from orchestrator.transport.errors import PeerUnreachableError
 from orchestrator.transport.options import new_context
-from orchestrator.transport.runtime_dir import ipc_endpoint, remove_ipc_file
+from orchestrator.transport.runtime_dir import ipc_endpoint, ipc_path, remove_ipc_file
 from orchestrator.transport.sockets import control_router
 from orchestrator.transport.trio_socket import TrioSocket
 
@@ -57,8 +59,12 @@ class ControlServer:
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Bind, then serve until cancelled; the socket file is removed on the way out."""
         ctx = new_context()
+        kept = Path(ipc_path(self.endpoint))
         try:
-            self._sock = TrioSocket(control_router(ctx, self.endpoint))
+            raw = control_router(ctx, self.endpoint)
+            self._sock = TrioSocket(raw)
+            # Bound again if the runtime dir is emptied under us (orchestrator.fleet.runtime_watch).
+            self.orch.runtime_watch.keep(kept, "the control socket", lambda: bind(raw, self.endpoint))
             try:
                 task_status.started(self)
                 async with trio.open_nursery() as nursery:
@@ -66,6 +72,7 @@ class ControlServer:
                         frames = await self._sock.recv_multipart()
                         nursery.start_soon(self._answer, frames)
             finally:
+                self.orch.runtime_watch.forget(kept)
                 remove_ipc_file(self.endpoint)  # first: a cancelled aclose() would skip it
                 with trio.CancelScope(shield=True):
                     await self._sock.aclose()

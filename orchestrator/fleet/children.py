@@ -82,6 +82,11 @@ class ChildPool:
             nursery.start_soon(self._add_spare)
 
     @property
+    def lifeline_dir(self) -> Path | None:
+        """Where the children's lifeline files go (None: no lifelines)."""
+        return self._lifeline_dir
+
+    @property
     def spares(self) -> collections.deque[Slot]:
         """The spares ready to take, oldest first (read it, do not change it)."""
         return self._spares
@@ -190,7 +195,8 @@ class ChildPool:
                 log.error("the zygote could not start child %s (fork+exec instead): %s", slot_id, exc)
                 if isinstance(exc, ForkUnanswered):
                     # It may have forked a child under this id all the same: a new id for the
-                    # replacement, or the first of the two to connect would take the other's place.
+                    # replacement, or two processes would say hello as one slot (the ROUTER
+                    # hands the id to the last to connect), and a node could go to the late one.
                     self.abandoned.add(slot_identity(slot_id))
                     slot_id = f"s{next(self._slot_ids)}"
         if slot is None:

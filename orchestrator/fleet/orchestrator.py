@@ -35,6 +35,7 @@ from orchestrator.fleet.errors import CommandFailed, CommandTimeout, Orchestrato
 from orchestrator.fleet.journals import FleetJournals
 from orchestrator.fleet.prepare_file import remove_prepare_file, write_prepare_file
 from orchestrator.fleet.relay import EventRelay, event_topic
+from orchestrator.fleet.runtime_watch import RuntimeDirWatch
 from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
 from orchestrator.fleet.state_dir import check_state_dir
@@ -47,6 +48,7 @@ from orchestrator.protocol import messages
 from orchestrator.supervision.exit_reason import ExitReason, Intent
 from orchestrator.supervision.heartbeat import HeartbeatMonitor
 from orchestrator.supervision.policy import RestartTracker
+from orchestrator.transport.endpoints import bind, ipc_path
 from orchestrator.transport.errors import PeerUnreachableError
 from orchestrator.transport.options import new_context
 from orchestrator.transport.runtime_dir import ensure_runtime_dir, ipc_endpoint, remove_ipc_file
@@ -113,6 +115,13 @@ class Orchestrator(NodeDeaths, NodeWire):
         self._publisher: SequencedPublisher | None = None
         self._nursery: trio.Nursery | None = None
         self.relay = EventRelay(self.nodes, self._send, self._reply_error, self._node_slot.get)
+        self.runtime_watch = RuntimeDirWatch(self.runtime_dir)  # made again if removed under us
+        self.runtime_watch.on_restored = self._notify
+        for subdir in (self.log_dir, self._children.lifeline_dir):  # first: files go in them
+            if subdir is not None:
+                self.runtime_watch.keep(
+                    subdir, f"{subdir.name}/", partial(subdir.mkdir, 0o700, exist_ok=True)
+                )
 
     # -- running ---------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> bool:
@@ -132,7 +141,10 @@ class Orchestrator(NodeDeaths, NodeWire):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self._children.start(nursery, write_prepare_file(self.config, self.runtime_dir))
+                prepare_path = write_prepare_file(self.config, self.runtime_dir)
+                self._children.start(nursery, prepare_path)
+                self._keep_runtime_dir(router_sock, pub_sock, prepare_path)
+                nursery.start_soon(self.runtime_watch.run)
                 nursery.start_soon(self._recv_loop)
                 nursery.start_soon(self.journals.sync_forever, self.relay.made_durable)
                 nursery.start_soon(self._parent_heartbeats)
@@ -164,6 +176,15 @@ class Orchestrator(NodeDeaths, NodeWire):
             remove_ipc_file(self.event_endpoint)
             remove_prepare_file(self.runtime_dir)
         return bool(self.clean_shutdown)
+
+    def _keep_runtime_dir(self, router_sock, pub_sock, prepare_path: Path | None) -> None:
+        """What ``runtime_watch`` makes again if the runtime dir loses it (``fleet.runtime_watch``)."""
+        keep = self.runtime_watch.keep
+        nodes, events = self.node_endpoint, self.event_endpoint
+        keep(Path(ipc_path(nodes)), "the nodes' socket", lambda: bind(router_sock, nodes))
+        keep(Path(ipc_path(events)), "the events socket", lambda: bind(pub_sock, events))
+        if prepare_path is not None:
+            keep(prepare_path, "the prepare file", lambda: write_prepare_file(self.config, self.runtime_dir))
 
     async def _kill_leftover_children(self) -> None:
         """SIGKILL and reap the children a run leaves alive: only a run cancelled by its host does.
