@@ -3,8 +3,8 @@
 The checker, shared by ``tests/test_chaos.py`` (CI-sized) and ``bench/chaos.py`` (the same at scale):
 
 **The checker** (:func:`check_fleet`) reads what the run left on disk once everything has stopped:
-each node's event journal (``<runtime_dir>/journal/<node>.journal``, what the orchestrator relayed)
-and, when it exists, the node's own state store (``<runtime_dir>/state/<node>.sqlite``). It states
+each node's event journal (``<state_dir>/journal/<node>.journal``, what the orchestrator relayed)
+and, when it exists, the node's own state store (``<state_dir>/state/<node>.sqlite``). It states
 the crash-only promises as facts about those files:
 
 (a) *nothing lost, nothing twice on the wire*: the event seqs of a journal, every event of every

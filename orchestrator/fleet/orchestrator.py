@@ -1,16 +1,16 @@
 """The Orchestrator: one node per child process, relayed over ZeroMQ, supervised.
 
-This module holds its life (``run``: sockets, journals, the child pool, the tasks), its Python
-API (start, stop, restart, status, commands, waiting for states) and the assignment of nodes to
-children. Two parts live beside it, as mixins of the same class: what it does when a child ends
-(``orchestrator.fleet.deaths``: crash, hang, restart policy) and its messaging with the children
-(``orchestrator.fleet.wire``). Child event frames go to the ``EventRelay``
+This module holds its life (``run``: sockets, journals, the child pool, the tasks) and its
+Python API (start, stop, restart, status, commands, waiting for states). Three parts live beside
+it, as mixins of the same class: how a node gets a child (``orchestrator.fleet.assigning``), what
+it does when a child ends (``orchestrator.fleet.deaths``: crash, hang, restart policy) and its
+messaging with the children (``orchestrator.fleet.wire``). Child event frames go to the ``EventRelay``
 (``orchestrator.fleet.relay``): journaled, fanned out on the PUB socket *as received*, and acked
 once per received batch. Each PUB stream is numbered so subscribers can see gaps; a slow
 subscriber never stalls a node (PUB drops at its high-water mark). Every state change of a node
 is also published as an event of the orchestrator itself (topic ``orchestrator``).
 
-Exactly-once relay (issue #5): each node has a ``Journal`` (``<runtime_dir>/journal/<node>.journal``)
+Exactly-once relay (issue #5): each node has a ``Journal`` (``<state_dir>/journal/<node>.journal``)
 opened in ``run()`` (``FleetJournals``); its ``last_seq`` is the node's ``last_seq``, what a new
 child resumes after. The relay's rules are in ``orchestrator.fleet.relay``.
 """
@@ -28,6 +28,7 @@ import msgpack
 import trio
 import zmq
 
+from orchestrator.fleet.assigning import NodeAssignment
 from orchestrator.fleet.children import ChildPool
 from orchestrator.fleet.config import OrchestratorConfig
 from orchestrator.fleet.deaths import NodeDeaths
@@ -61,14 +62,8 @@ log = logging.getLogger("orchestrator")
 LEFTOVER_REAP_S = 2.0
 """How long a cancelled run waits for the children it killed to be reaped."""
 
-ASSIGN_ATTEMPTS = 3
-"""Children tried for one start when the one taken turns out to be gone (see ``_assign``)."""
 
-SPARE_REFILL_DEFER_MAX_S = 1.0
-"""How long the spare pool's refill waits at most for the node just assigned to reach RUNNING."""
-
-
-class Orchestrator(NodeDeaths, NodeWire):
+class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
     """The fleet's parent process: see the module docstring."""
 
     def __init__(self, config: OrchestratorConfig) -> None:
@@ -348,97 +343,7 @@ class Orchestrator(NodeDeaths, NodeWire):
         if slot.lifeline is not None:
             self._nursery.start_soon(self._watch_lifeline, slot)
 
-    async def _refill_after_start(self, status: NodeStatus, incarnation: int) -> None:
-        """Refill the spare pool once the node just assigned has left STARTING (or after a bound).
-
-        Why not at once: a new spare costs CPU (a fork of the zygote and a rehearsal, ~0.1 s; an
-        interpreter start importing everything, 0.6-0.9 s, without the zygote), and started at
-        the moment of a restart it competes with the spare that is building and recovering the
-        node, on the restart's critical path. Measured when spares were fork+exec'd
-        (bench/restart_latency.py, 3 nodes, 2 cores): kill -9 -> RUNNING p50 26.9 ms with the
-        refill at assignment, 24.1-24.4 ms with it here. The bound keeps a node that is slow to
-        start from leaving the pool empty for long.
-        """
-        with trio.move_on_after(SPARE_REFILL_DEFER_MAX_S):
-            await self.wait_until(
-                lambda: status.incarnation != incarnation or status.state is not NodeState.STARTING
-            )
-        if not self._closing:
-            self._children.refill()
-
     # -- node lifecycle --------------------------------------------------------------------------
-    async def _start_quietly(self, node_id: str) -> None:
-        try:
-            await self.start_node(node_id)
-        except Exception as exc:  # a start that cannot even begin is reported, not fatal
-            log.error("starting node %s failed: %s", node_id, exc)
-
-    async def _assign_or_fail(self, status: NodeStatus) -> None:
-        """Assign, or mark the node FAILED with the reason: one node's bad start never stops the rest."""
-        try:
-            await self._assign(status)
-        except (OSError, trio.TooSlowError, PeerUnreachableError, zmq.ZMQError) as exc:
-            slot = self._node_slot.pop(status.node, None)
-            if slot is not None:
-                slot.node_id = None
-                slot.process.kill()
-            self._heartbeats.forget(status.node)
-            status.last_exit = f"could not start a child for it: {type(exc).__name__}: {exc}"
-            self._move(status, Transition.EXITED, reason=status.last_exit)
-            self._move(status, Transition.GIVE_UP, reason=status.last_exit)
-            raise OrchestratorError(f"node {status.node}: {status.last_exit}") from exc
-
-    async def _assign(self, status: NodeStatus) -> None:
-        """Hand ``status``'s node to a child: a ready spare, else one started now.
-
-        A spare may be gone by the time its assign is sent: dead since its hello, its exit not
-        seen yet (the orchestrator was held up, say). The send then finds no such peer, and the
-        node goes to the next child, up to ``ASSIGN_ATTEMPTS``, instead of failing for good.
-        """
-        spec = self.config.node(status.node)
-        for attempt in range(1, ASSIGN_ATTEMPTS + 1):
-            slot, cold = await self._children.take()
-            previous = (status.incarnation, status.pid, status.cold_start)
-            status.incarnation += 1
-            status.pid = slot.pid
-            status.cold_start = cold
-            status.started_at = None
-            slot.node_id = status.node
-            slot.incarnation = status.incarnation
-            slot.cold = cold
-            self._node_slot[status.node] = slot
-            # The child answers an assign at once (a heartbeat before it builds the node); only
-            # then has it startup_timeout_s to reach RUNNING. A spare that cannot answer
-            # (stopped, wedged) is found hung within the heartbeat timeout, not the start-up's.
-            self._heartbeats.beat(status.node, trio.current_time())
-            # A hung or crashed predecessor may still be dying: the new child takes the store
-            # once it is gone.
-            after_pid = self._dying_pid(status.node)
-            assign = messages.assign(
-                status.node, status.incarnation, self.config.assign_config(spec), status.last_seq, after_pid
-            )
-            try:
-                await self._send(slot, assign)
-            except PeerUnreachableError:
-                slot.process.kill()  # whatever is left of it must not take a node later
-                if self._node_slot.get(status.node) is not slot:
-                    return  # its exit was seen meanwhile, as the node's end: that path restarts it
-                status.incarnation, status.pid, status.cold_start = previous
-                slot.node_id = None
-                del self._node_slot[status.node]
-                self._heartbeats.forget(status.node)
-                if attempt == ASSIGN_ATTEMPTS:
-                    raise
-                log.warning(
-                    "child %s was gone when node %s was assigned to it; trying another child",
-                    slot.slot_id,
-                    status.node,
-                )
-                continue
-            self._announce(status, cold=cold, **({"after_pid": after_pid} if after_pid else {}))
-            self._nursery.start_soon(self._refill_after_start, status, status.incarnation)
-            return
-
     def _move(self, status: NodeStatus, transition: Transition, **extra) -> None:
         status.apply(transition, trio.current_time())
         self._announce(status, **extra)
