@@ -61,34 +61,31 @@ async def test_journals_and_stores_outlive_the_runtime_dir(tmp_path):
     started again on a new one resumes every node from the state dir, its sequence continued."""
     state = tmp_path / "state"
     config = fleet(tmp_path, node("a"), state_dir=state, spares=0)
-    orch = Orchestrator(config)
-    with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(orch.run)
-            sub = Subscriber(orch.event_endpoint)
-            await sub.events_of("a", 20)
-            await sub.aclose()
-            orch.shutdown()
-    assert orch.clean_shutdown
+    orch = await _run_until_events(config, "a", 20)
     first_run = journaled(orch, "a")
     assert len(first_run) >= 20 and state_path(state, "a").is_file()
     assert journal_path(state, "a").is_file()
     assert not (config.runtime_dir / "journal").exists() and not (config.runtime_dir / "state").exists()
 
     shutil.rmtree(config.runtime_dir)
-    again = Orchestrator(config)
-    with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(again.run)
-            assert again.node_status("a").last_seq == first_run[-1][0]  # read back from the journal
-            sub = Subscriber(again.event_endpoint)
-            await sub.events_of("a", 5)
-            await sub.aclose()
-            again.shutdown()
-    assert again.clean_shutdown
+    again = await _run_until_events(config, "a", 5)
     events = journaled(again, "a")
     assert events[: len(first_run)] == first_run and len(events) > len(first_run)
     assert_complete(events)  # one sequence across both runs: no restart from 1, no gap
+
+
+async def _run_until_events(config, node_id: str, count: int) -> Orchestrator:
+    """Run a fleet until ``count`` events of ``node_id`` were relayed, then stop it cleanly."""
+    orch = Orchestrator(config)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(orch.run)
+            sub = Subscriber(orch.event_endpoint)
+            await sub.events_of(node_id, count)
+            await sub.aclose()
+            orch.shutdown()
+    assert orch.clean_shutdown
+    return orch
 
 
 def _journal_with_one_event(path: Path) -> None:
