@@ -1,4 +1,4 @@
-"""``orchestrator up CONFIG``: run a fleet of nodes in the foreground until Ctrl-C or SIGTERM.
+"""``orchestrator up CONFIG``: run a fleet of nodes in the foreground until Ctrl-C, SIGTERM or SIGHUP.
 
 With ``--detach`` this process only launches ``up`` again in the background (its own session,
 output to ``<runtime dir>/logs/orchestrator.log``) and waits for it to say whether every node
@@ -13,10 +13,8 @@ which is what a log or a test wants to read.
 
 from __future__ import annotations
 
-import collections
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +22,7 @@ import time
 from pathlib import Path
 
 from orchestrator import exit_codes
+from orchestrator.commands.up_output import LiveView, PlainOutput
 
 HELP = "start every node of a fleet config and supervise them (foreground, or --detach)"
 DESCRIPTION = """\
@@ -32,10 +31,12 @@ events relayed over ZeroMQ, crashes and hangs detected and answered by the node'
 policy. On a terminal it shows a live table, redrawn twice a second: one row per node with
 state, pid, incarnation, restarts, uptime, heartbeat age, events/s, PnL (account currency) and
 how its last process ended, with the latest state changes below it. Otherwise (a pipe, a log)
-it prints one line per node state change. Ctrl-C or SIGTERM stops every node
-gracefully (stop -> stop_timeout_s -> SIGTERM -> SIGKILL) and exits 0 only if every node
-stopped cleanly. A control socket in the runtime dir serves `status`, `start|stop|restart`,
-`events` and `down`; each node's output goes to <runtime dir>/logs/<node>.log (`logs NODE`).
+it prints one line per node state change. Ctrl-C, SIGTERM or SIGHUP (its terminal closed)
+stops every node gracefully (stop -> stop_timeout_s -> SIGTERM -> SIGKILL) and exits 0 only if
+every node stopped cleanly. An output that goes away (a pipe whose reader exited) never stops
+the fleet: it runs on, logging to <runtime dir>/logs/orchestrator.log. A control socket in the
+runtime dir serves `status`, `start|stop|restart`, `events` and `down`; each node's output goes
+to <runtime dir>/logs/<node>.log (`logs NODE`).
 
 With --detach the orchestrator runs in the background (its output in
 <runtime dir>/logs/orchestrator.log) and this command returns once every node is running
@@ -199,73 +200,6 @@ def _detach(path: Path, config, timeout: float) -> int:
     return exit_codes.JOB_FAILED
 
 
-def state_line(event: dict) -> str:
-    """One node state change as a line: ``n0: running pid=123 incarnation=1``."""
-    shown = ("pid", "incarnation", "reason", "cold")
-    extra = "".join(f" {k}={event[k]}" for k in shown if event.get(k) not in (None, False))
-    return f"{event['node']}: {event['state']}{extra}"
-
-
-class _PlainOutput:
-    """Not a terminal (a log file, a pipe, a test): one line per state change, as they happen."""
-
-    def __init__(self, header: str) -> None:
-        print(header, flush=True)
-
-    def state_change(self, event: dict) -> None:
-        self.say(state_line(event))
-
-    def say(self, line: str) -> None:
-        print(line, flush=True)
-
-    async def run(self, orch) -> None:
-        """Nothing to redraw."""
-
-    def close(self, orch) -> None:
-        """Nothing to finish."""
-
-
-class _LiveView:
-    """A terminal: the status table redrawn in place every ``REDRAW_S``, state changes below it.
-
-    The redraw reads ``orch.status()`` directly (same process, same trio loop), so it costs no
-    control-socket round trip. State change lines are kept, with their time, in a bounded list
-    shown under the table.
-    """
-
-    REDRAW_S = 0.5
-    RECENT = 12
-
-    def __init__(self, header: str) -> None:
-        self.header = header
-        self.recent: collections.deque[str] = collections.deque(maxlen=self.RECENT)
-
-    def state_change(self, event: dict) -> None:
-        ts = event.get("ts")
-        when = time.strftime("%H:%M:%S", time.localtime(ts / 1e9 if ts else None))
-        self.recent.append(f"{when} {state_line(event)}")
-
-    def say(self, line: str) -> None:
-        self.recent.append(f"{time.strftime('%H:%M:%S')} {line}")
-
-    def draw(self, orch) -> None:
-        from orchestrator.commands.status import render_live
-
-        width = shutil.get_terminal_size().columns
-        sys.stdout.write(render_live(self.header, orch.status(), list(self.recent), width) + "\n")
-        sys.stdout.flush()
-
-    async def run(self, orch) -> None:
-        import trio
-
-        while True:
-            self.draw(orch)
-            await trio.sleep(self.REDRAW_S)  # the redraw pace, not a wait for anything
-
-    def close(self, orch) -> None:
-        self.draw(orch)  # the final states stay on screen
-
-
 async def _serve(
     config, ready_fd: int | None = None, ready_timeout: float = 30.0, live: bool = False
 ) -> bool:
@@ -282,7 +216,7 @@ async def _serve(
         f"events at {orch.event_endpoint}; "
         f"control at {control.endpoint}"
     )
-    out = _LiveView(header) if live else _PlainOutput(header)
+    out = LiveView(header) if live else PlainOutput(header)
     # A SUB may connect before the PUB binds: zmq retries, so no state change is missed.
     states = EventSubscriber(orch.event_endpoint, nodes=[])
     outcome: list[bool] = []
@@ -308,7 +242,10 @@ async def _serve(
     async def on_signals() -> None:
         # Kept open until the end: a second signal while the nodes stop gracefully kills them
         # (the operator's "now, please"), instead of a KeyboardInterrupt traceback.
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # SIGHUP: the terminal of a foreground `up` closed (an ssh connection dropped). By default
+        # it would end this process at once and its children with it (PR_SET_PDEATHSIG): every
+        # node killed, not stopped. It is a stop like the others.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             stopping = False
             async for signum in signals:
                 name = signal.Signals(signum).name
@@ -340,7 +277,7 @@ async def _serve(
         await states.aclose()
     out.close(orch)
     clean = bool(outcome and outcome[0])
-    print(f"orchestrator: stopped ({'clean' if clean else 'NOT clean'})", flush=True)
+    out.final(f"orchestrator: stopped ({'clean' if clean else 'NOT clean'})")
     return clean
 
 

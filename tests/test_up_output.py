@@ -1,0 +1,101 @@
+"""A foreground `up` whose terminal closes or whose output pipe breaks (real pty, pipes, signals)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_orchestrator_process import write_fleet
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 60  # bounds a broken test on a loaded 2-core machine; never a speed assertion
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args], cwd=ROOT, capture_output=True, text=True, timeout=90
+    )
+
+
+def wait_running(runtime: Path, nodes: int) -> list[dict]:
+    """Until the fleet on ``runtime`` answers ``status`` with every node running (its rows)."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        status = cli("status", "--json", "--runtime-dir", str(runtime))
+        if status.returncode == 0:
+            rows = json.loads(status.stdout)
+            if len(rows) == nodes and all(r["state"] == "running" for r in rows):
+                return rows
+        assert time.monotonic() < deadline, status.stderr
+        time.sleep(0.1)  # another process's state: asked again until it says so
+
+
+def test_a_closed_terminal_stops_the_fleet_gracefully(tmp_path):
+    """An ssh connection drops under a foreground `up`: the kernel sends SIGHUP. Before, that
+    ended the orchestrator at once and PR_SET_PDEATHSIG killed every node; now every node is
+    stopped as on Ctrl-C, the sockets are removed, and the exit status says it was clean."""
+    config, runtime = write_fleet(tmp_path, nodes=1)
+    pid, master = pty.fork()
+    if pid == 0:  # the child: `up` on a terminal of its own, the live view
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "orchestrator", "up", str(config)])
+    try:
+        (row,) = wait_running(runtime, 1)
+        while select.select([master], [], [], 0)[0]:  # what the live view drew so far
+            os.read(master, 65536)
+        os.close(master)  # hang up
+        master = -1
+        deadline = time.monotonic() + TIMEOUT
+        while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            assert time.monotonic() < deadline, "up did not end after its terminal closed"
+            time.sleep(0.05)  # a child process of this test: nothing else to wait on here
+        assert os.WIFEXITED(ended[1]) and os.WEXITSTATUS(ended[1]) == 0, ended[1]
+        assert "stopped: stop command" in (runtime / "logs" / "n0.log").read_text()
+        assert not (runtime / "control.sock").exists() and not (runtime / "nodes.sock").exists()
+        assert not os.path.exists(f"/proc/{row['pid']}")
+    finally:
+        if master >= 0:
+            os.close(master)
+        if (runtime / "control.sock").exists():
+            cli("down", "--runtime-dir", str(runtime))
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_an_output_pipe_whose_reader_exits_does_not_stop_the_fleet(tmp_path):
+    """`up | grep ...` and the grep is stopped: writes fail with EPIPE. The fleet runs on (a
+    restart goes through, the CLI reaches it), says so in its own log, and stops cleanly later."""
+    config, runtime = write_fleet(tmp_path, nodes=1)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "up", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_running(runtime, 1)
+        up.stdout.close()  # the reader goes
+        restart = cli("restart", "n0", "--runtime-dir", str(runtime))  # state lines to write
+        assert restart.returncode == 0, restart.stderr
+        (row,) = wait_running(runtime, 1)
+        assert row["incarnation"] == 2 and up.poll() is None
+        own_log = runtime / "logs" / "orchestrator.log"
+        assert "the orchestrator's output is gone (BrokenPipeError" in own_log.read_text()
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=TIMEOUT) == 0
+        assert "n0: stopped" in own_log.read_text()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        shutil.rmtree(runtime, ignore_errors=True)
