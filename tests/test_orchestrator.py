@@ -11,6 +11,7 @@ import trio
 import zmq
 
 from orchestrator.fleet.orchestrator import Orchestrator
+from orchestrator.fleet.slots import SlotLogs, slot_log_path
 from orchestrator.fleet.state import NodeState, Transition
 from orchestrator.protocol import codec, messages
 from orchestrator.protocol.limits import MAX_FRAME_BYTES
@@ -67,6 +68,41 @@ async def test_kill9_restarts_on_a_new_incarnation_and_events_keep_flowing(tmp_p
         after = await sub.events_of("a", 3)
         assert after[0][0] > before[-1][0], "sequence numbers keep growing across the restart"
         await sub.aclose()
+
+
+async def test_a_restarted_node_s_old_child_leaves_no_empty_log_behind(tmp_path, running):
+    """A child's own log holds what it said as a spare; one that ran a node and was killed said
+    nothing there (its output went to the node's log), so its file goes when its exit is seen.
+    Before, every restart left one more empty file for as long as the runtime dir lasted."""
+    with trio.fail_after(TIMEOUT):
+        orch = await running(fleet(tmp_path, node("a")))
+        await orch.wait_for("a", NodeState.RUNNING)
+        for incarnation in (2, 3):
+            old = orch._node_slot["a"]
+            assert slot_log_path(orch.log_dir, old.slot_id).exists()
+            os.kill(old.pid, signal.SIGKILL)
+            await wait_incarnation(orch, "a", incarnation, NodeState.RUNNING)
+            await old.exited.wait()  # its exit seen: the pool has been told (ChildPool.discard)
+            assert not slot_log_path(orch.log_dir, old.slot_id).exists()
+        assert slot_log_path(orch.log_dir, orch._node_slot["a"].slot_id).exists()
+        assert (orch.log_dir / "a.log").exists()  # where the node's output went
+
+
+async def test_slot_logs_keep_what_says_something_the_newest_first(tmp_path):
+    logs = SlotLogs(keep=2)
+    paths = {name: tmp_path / f"{name}.log" for name in ("empty", "said", "early", "said2", "said3")}
+    for name, path in paths.items():
+        path.write_text("" if name in ("empty", "early") else f"{name}: something\n")
+    logs.ended(paths["empty"], said_hello=True)
+    assert not paths["empty"].exists(), "said hello, ran, said nothing: nothing to keep"
+    logs.ended(paths["early"], said_hello=False)
+    assert paths["early"].exists(), "never said hello: the message about it names this file"
+    logs.ended(paths["said"], said_hello=True)
+    logs.ended(paths["said2"], said_hello=True)  # three kept, two allowed: the oldest goes
+    assert not paths["early"].exists() and paths["said"].exists() and paths["said2"].exists()
+    logs.ended(paths["said3"], said_hello=True)
+    assert not paths["said"].exists() and paths["said3"].exists()
+    logs.ended(tmp_path / "gone.log", said_hello=True)  # removed meanwhile: nothing to do
 
 
 async def test_the_spare_pool_refills_only_once_the_restarted_node_runs(tmp_path, running):

@@ -23,7 +23,7 @@ from pathlib import Path
 import trio
 
 from orchestrator.fleet.config import OrchestratorConfig
-from orchestrator.fleet.slots import Slot, start_slot
+from orchestrator.fleet.slots import Slot, SlotLogs, slot_log_path, start_slot
 from orchestrator.fleet.zygote import ForkUnanswered, Zygote, ZygoteError
 from orchestrator.process.pdeathsig import become_child_subreaper
 from orchestrator.transport.sockets import slot_identity
@@ -60,6 +60,7 @@ class ChildPool:
         self._zygote: Zygote | None = None  # None: fork+exec
         self._zygote_tried = trio.Event()  # the first zygote is ready, or could not be started
         self._slot_ids = itertools.count(1)
+        self._slot_logs = SlotLogs()
         self.abandoned: set[bytes] = set()
         """Identities of the forks the zygote did not answer: what says hello as one is a stray
         (``orchestrator.fleet.strays``). One per zygote killed for it: never many."""
@@ -102,7 +103,7 @@ class ChildPool:
             await first_of(slot.ready.wait, slot.exited.wait)
         if not slot.ready.is_set():
             raise OSError(
-                f"child {slot.slot_id} exited before saying hello; see {self._log_dir}/{slot.slot_id}.log"
+                f"child {slot.slot_id} exited before saying hello; see {slot_log_path(self._log_dir, slot.slot_id)}"
             )
         return slot, True
 
@@ -113,9 +114,10 @@ class ChildPool:
             self._nursery.start_soon(self._add_spare)
 
     def discard(self, slot: Slot) -> None:
-        """``slot`` has exited: it is no longer a spare (if it was one)."""
+        """``slot`` has exited: it is no longer a spare (if it was one); its log may go (``SlotLogs``)."""
         if slot in self._spares:
             self._spares.remove(slot)
+        self._slot_logs.ended(slot_log_path(self._log_dir, slot.slot_id), slot.ready.is_set())
 
     def kill_zygote(self) -> None:
         if self._zygote is not None:

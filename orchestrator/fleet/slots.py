@@ -9,6 +9,7 @@ orchestrator starts a slot for the node there and then (a cold start) and says s
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -52,6 +53,44 @@ class Slot:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+
+KEPT_SLOT_LOGS = 50
+"""Child logs that say something (``logs/s<N>.log``) kept at most, the newest (``SlotLogs``)."""
+
+
+def slot_log_path(log_dir: Path, slot_id: str) -> Path:
+    """A child's own log: what it says until it is assigned a node (then its node's log)."""
+    return log_dir / f"{slot_id}.log"
+
+
+class SlotLogs:
+    """Removes the logs of ended children that have nothing to say, and bounds the others.
+
+    Why: every child gets a log of its own (``slot_log_path``) for what it says as a spare; once
+    assigned, its output goes to its node's log. So the log of a child that said hello, ran a
+    node and ended is empty, and without this each restart left one more file behind, for as
+    long as the runtime dir lasted (a node crashing every minute: 1,440 files a day). A log
+    with something in it (a spare that failed, a child stopped as a spare), or of a child that
+    never said hello (the message about it names the file), is kept: the newest
+    ``KEPT_SLOT_LOGS`` of them.
+    """
+
+    def __init__(self, keep: int = KEPT_SLOT_LOGS) -> None:
+        self._keep = keep
+        self._kept: collections.deque[Path] = collections.deque()
+
+    def ended(self, path: Path, said_hello: bool) -> None:
+        """The child whose log is ``path`` has exited."""
+        try:
+            if said_hello and path.stat().st_size == 0:
+                path.unlink()
+                return
+        except OSError:
+            return  # gone already (its runtime dir removed, say)
+        self._kept.append(path)
+        while len(self._kept) > self._keep:
+            self._kept.popleft().unlink(missing_ok=True)
 
 
 def child_argv(
@@ -118,7 +157,7 @@ async def start_slot(
     (``orchestrator.child.prepared``); ``lifeline_dir``: where its lifeline file goes (see
     ``orchestrator.process.lifeline``; None, or a platform without one: its death is seen from
     its exit only). Raises ``ZygoteError`` if the zygote cannot fork it."""
-    log = log_dir / f"{slot_id}.log"
+    log = slot_log_path(log_dir, slot_id)
     lifeline = _new_lifeline(lifeline_dir, slot_id)
     argv = child_argv(
         python,
