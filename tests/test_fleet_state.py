@@ -116,4 +116,8 @@ async def test_a_stop_slower_than_the_heartbeat_timeout_is_not_taken_for_a_hang(
             status = await orch.stop_node("slow")
             assert status.state is NodeState.STOPPED, status.last_exit
             assert "heartbeat" not in status.last_exit and "exit code 0" in status.last_exit
+            # No process, so no heartbeat age or event rate (not its last process's, growing).
+            row = status.to_dict(trio.current_time() + 60)
+            assert row["heartbeat_age_ms"] is None and row["events_per_s"] is None
+            assert row["events"] > 0 and row["last_exit"] == status.last_exit
             orch.shutdown()

@@ -145,8 +145,14 @@ class NodeStatus:
         return new
 
     def to_dict(self, now: float) -> dict:
-        """The ``status --json`` record."""
-        rate = self.event_rate.per_second(now)
+        """The ``status --json`` record.
+
+        Heartbeat age and event rate describe the process that runs the node: none (a stopped,
+        failed or pending node, ``pid`` None) shows None, not the age of its last process's last
+        heartbeat, which would grow for as long as it stays stopped.
+        """
+        live = self.pid is not None
+        rate = self.event_rate.per_second(now) if live else None
         return {
             "node": self.node,
             "state": self.state.value,
@@ -157,7 +163,7 @@ class NodeStatus:
             if self.started_at is None or self.state is not NodeState.RUNNING
             else round(now - self.started_at, 3),
             "heartbeat_age_ms": None
-            if self.last_heartbeat is None
+            if self.last_heartbeat is None or not live
             else round((now - self.last_heartbeat) * 1000, 1),
             "events": self.events,
             "events_per_s": None if rate is None else round(rate, 1),
