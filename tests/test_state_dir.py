@@ -66,8 +66,12 @@ async def test_journals_and_stores_outlive_the_runtime_dir(tmp_path):
     assert len(first_run) >= 20 and state_path(state, "a").is_file()
     assert journal_path(state, "a").is_file()
     assert not (config.runtime_dir / "journal").exists() and not (config.runtime_dir / "state").exists()
+    # The logs too live in the state dir; the runtime dir only links to them.
+    assert (config.runtime_dir / "logs").resolve() == state / "logs"
+    assert (state / "logs" / "a.log").is_file()
 
     shutil.rmtree(config.runtime_dir)
+    assert (state / "logs" / "a.log").is_file(), "what the node wrote outlives the runtime dir"
     again = await _run_until_events(config, "a", 5)
     events = journaled(again, "a")
     assert events[: len(first_run)] == first_run and len(events) > len(first_run)
@@ -86,6 +90,54 @@ async def _run_until_events(config, node_id: str, count: int) -> Orchestrator:
             orch.shutdown()
     assert orch.clean_shutdown
     return orch
+
+
+def test_a_logs_dir_left_in_the_runtime_dir_joins_the_state_dir_s(tmp_path):
+    config = fleet(tmp_path, node("a"), state_dir=tmp_path / "state")
+    config.runtime_dir.mkdir(mode=0o700)
+    old = config.runtime_dir / "logs"
+    old.mkdir()
+    (old / "a.log").write_text("from before\n")
+    (tmp_path / "state" / "logs").mkdir(parents=True)
+    (tmp_path / "state" / "logs" / "zygote.log").write_text("already here\n")
+    (old / "zygote.log").write_text("also from before\n")
+    Orchestrator(config)
+    assert old.is_symlink() and old.resolve() == tmp_path / "state" / "logs"
+    assert (old / "a.log").read_text() == "from before\n"
+    assert (old / "zygote.log").read_text() == "already here\n"
+    assert (old / "zygote.log.from-runtime-dir").read_text() == "also from before\n"
+
+
+def test_logs_cli_finds_a_node_s_log_in_the_state_dir_once_the_runtime_dir_is_gone(tmp_path):
+    """After a reboot the runtime dir is gone, the logs are not: `logs` reads them from the
+    fleet file's state dir, or from the default one."""
+    fleet_file = tmp_path / "fleet.toml"
+    fleet_file.write_text('[orchestrator]\nruntime_dir = "gone"\nstate_dir = "state"\n')
+    (tmp_path / "state" / "logs").mkdir(parents=True)
+    (tmp_path / "state" / "logs" / "n1.log").write_text("line 1\nline 2\n")
+    default_logs = default_state_dir() / "logs"  # this test's own $XDG_STATE_HOME (conftest)
+    default_logs.mkdir(parents=True)
+    (default_logs / "n2.log").write_text("from the default state dir\n")
+
+    def logs(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator", "logs", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    by_config = logs("n1", "--lines", "1", "--config", str(fleet_file))
+    assert by_config.returncode == 0 and by_config.stdout == "line 2\n", by_config.stderr
+    by_default = logs("n2", "--runtime-dir", str(tmp_path / "gone"))
+    assert by_default.returncode == 0 and by_default.stdout == "from the default state dir\n"
+    missing = logs("n3", "--config", str(fleet_file))
+    assert (
+        missing.returncode == 1
+        and "n1" in missing.stderr
+        and str(tmp_path / "state" / "logs") in missing.stderr
+    )
 
 
 def _journal_with_one_event(path: Path) -> None:

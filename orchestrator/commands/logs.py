@@ -1,4 +1,4 @@
-"""``orchestrator logs NODE``: a node's log file from the runtime dir (tail, or follow)."""
+"""``orchestrator logs NODE``: a node's log file from the fleet's logs dir (tail, or follow)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from orchestrator.control.cli_support import UsageError, add_target_args, raw_fo
 
 HELP = "print a node's log (its stdout/stderr and logger), --follow to keep printing"
 DESCRIPTION = """\
-Print the last lines of NODE's log, <runtime dir>/logs/<node>.log: everything the node's
-process wrote (its logger, prints, tracebacks) since the node was assigned, across restarts.
-Files are rotated by size (<node>.log.1 is the newest backup). Reading works after the
-orchestrator has stopped too; --follow needs it running and ends when it exits.
+Print the last lines of NODE's log, <state dir>/logs/<node>.log (reached as <runtime
+dir>/logs/<node>.log while the runtime dir lasts): everything the node's process wrote (its
+logger, prints, tracebacks) since the node was assigned, across restarts. Files are rotated by
+size (<node>.log.1 is the newest backup). Reading works after the orchestrator has stopped too,
+after a reboot included (--config FILE finds a fleet's own state_dir); --follow needs it
+running and ends when it exits.
 
 example:
   orchestrator logs ema-eurusd --lines 100
@@ -56,13 +58,16 @@ def run(args) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_codes.BAD_USAGE
-    path = rdir / "logs" / node_log_name(args.node)
+    try:
+        log_dir = _log_dir(args, rdir)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.BAD_USAGE
+    path = log_dir / node_log_name(args.node)
     if not path.is_file():
-        logs = sorted(p.name[:-4] for p in (rdir / "logs").glob("*.log")) if (rdir / "logs").is_dir() else []
+        logs = sorted(p.name[:-4] for p in log_dir.glob("*.log")) if log_dir.is_dir() else []
         known = ", ".join(logs) or "none"
-        print(
-            f"error: no log for node {args.node!r} in {rdir / 'logs'} (logs there: {known})", file=sys.stderr
-        )
+        print(f"error: no log for node {args.node!r} in {log_dir} (logs there: {known})", file=sys.stderr)
         return exit_codes.JOB_FAILED
     with open(path, "rb") as fh:
         sys.stdout.buffer.write(_tail(fh, args.lines))
@@ -70,6 +75,28 @@ def run(args) -> int:
         if not args.follow:
             return exit_codes.OK
         return _follow(rdir, path, fh)
+
+
+def _log_dir(args, rdir: Path) -> Path:
+    """``<runtime dir>/logs`` (a link into the state dir) while it lasts; else the state dir's
+    ``logs`` (the runtime dir lost to a reboot or a logout): the fleet file's, or the default."""
+    if (rdir / "logs").is_dir():
+        return rdir / "logs"
+    from orchestrator.fleet.state_dir import StateDirError, default_state_dir
+
+    try:
+        if getattr(args, "config", None):
+            from node.backtest.config import ConfigError
+            from orchestrator.configfile import ConfigFileError
+            from orchestrator.fleet.loader import state_dir_of
+
+            try:
+                return state_dir_of(args.config) / "logs"
+            except (ConfigFileError, ConfigError) as exc:
+                raise UsageError(f"{args.config}: {exc}") from None
+        return default_state_dir() / "logs"
+    except StateDirError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _tail(fh, lines: int) -> bytes:

@@ -129,6 +129,7 @@ def _detach(path: Path, config, timeout: float) -> int:
     import select
 
     from orchestrator.control.client import NotRunning, check_socket_file
+    from orchestrator.fleet.state_dir import StateDirError, link_logs
     from orchestrator.transport.errors import TransportError
     from orchestrator.transport.runtime_dir import ensure_runtime_dir
 
@@ -148,9 +149,11 @@ def _detach(path: Path, config, timeout: float) -> int:
             file=sys.stderr,
         )
         return exit_codes.JOB_FAILED
-    log_dir = runtime_dir / "logs"
-    log_dir.mkdir(mode=0o700, exist_ok=True)
-    log_path = log_dir / "orchestrator.log"
+    try:
+        log_path = link_logs(runtime_dir, config.state_dir) / "orchestrator.log"  # in the state dir
+    except StateDirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.JOB_FAILED
     read_end, write_end = os.pipe()
     with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         proc = subprocess.Popen(

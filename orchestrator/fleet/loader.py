@@ -23,6 +23,7 @@ from orchestrator.fleet.config import (
     NodeSpec,
     OrchestratorConfig,
 )
+from orchestrator.fleet.state_dir import default_state_dir
 from orchestrator.supervision.policy import InvalidRestartPolicy, RestartPolicy
 from orchestrator.transport.runtime_dir import default_runtime_dir
 
@@ -57,6 +58,15 @@ def runtime_dir_of(path: str | Path) -> Path:
     root = _Reader(read_toml(path), "")
     o = _Reader(root.get("orchestrator", dict, {}), "orchestrator")
     return _resolve_runtime_dir(o.get("runtime_dir", str, str(default_runtime_dir())), path.parent)
+
+
+def state_dir_of(path: str | Path) -> Path:
+    """The state dir a fleet file names (or the default), without loading its nodes (``logs``)."""
+    path = Path(path)
+    root = _Reader(read_toml(path), "")
+    o = _Reader(root.get("orchestrator", dict, {}), "orchestrator")
+    value = o.get("state_dir", str, None)
+    return default_state_dir() if value is None else _resolve_runtime_dir(value, path.parent)
 
 
 def _resolve_runtime_dir(value: str, base_dir: Path) -> Path:

@@ -39,7 +39,7 @@ from orchestrator.fleet.relay import EventRelay, event_topic
 from orchestrator.fleet.runtime_watch import RuntimeDirWatch
 from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
-from orchestrator.fleet.state_dir import check_state_dir
+from orchestrator.fleet.state_dir import check_state_dir, link_logs
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
 from orchestrator.fleet.wire import NodeWire
 from orchestrator.journal import FsyncPolicy
@@ -71,8 +71,7 @@ class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
         self.runtime_dir = ensure_runtime_dir(config.runtime_dir)
         self.state_dir = config.state_dir  # journals and state stores (fleet.state_dir)
         check_state_dir(self.runtime_dir, self.state_dir, [spec.node_id for spec in config.nodes])
-        self.log_dir = self.runtime_dir / "logs"
-        self.log_dir.mkdir(mode=0o700, exist_ok=True)
+        self.log_dir = link_logs(self.runtime_dir, self.state_dir)  # -> <state_dir>/logs
         self.node_endpoint = ipc_endpoint(self.runtime_dir, "nodes")
         self.event_endpoint = ipc_endpoint(self.runtime_dir, "events")
         self.nodes: dict[str, NodeStatus] = {spec.node_id: NodeStatus(spec.node_id) for spec in config.nodes}
@@ -112,11 +111,11 @@ class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
         self.relay = EventRelay(self.nodes, self._send, self._reply_error, self._node_slot.get)
         self.runtime_watch = RuntimeDirWatch(self.runtime_dir)  # made again if removed under us
         self.runtime_watch.on_restored = self._notify
-        for subdir in (self.log_dir, self._children.lifeline_dir):  # first: files go in them
-            if subdir is not None:
-                self.runtime_watch.keep(
-                    subdir, f"{subdir.name}/", partial(subdir.mkdir, 0o700, exist_ok=True)
-                )
+        # First: files go in them.
+        self.runtime_watch.keep(self.log_dir, "logs/", partial(link_logs, self.runtime_dir, self.state_dir))
+        lifelines = self._children.lifeline_dir
+        if lifelines is not None:
+            self.runtime_watch.keep(lifelines, "lifelines/", partial(lifelines.mkdir, 0o700, exist_ok=True))
 
     # -- running ---------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> bool:

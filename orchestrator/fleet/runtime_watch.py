@@ -15,10 +15,11 @@ makes the dir again (mode 0700, ``ensure_runtime_dir``) and runs the restore of 
 path: a socket is bound again at its endpoint (libzmq lets a socket listen at an endpoint
 again; connections made before go on), a subdir made again, a file written again. It logs a
 warning saying what was restored and the likely cause. A restore that fails (the path taken by
-someone else) is logged and tried again a second later. What was in the old dir is gone: the
-logs written before (each node's own log is opened again by its child, see
-``orchestrator.child.logfile``). The journals and state stores are not there
-(``orchestrator.fleet.state_dir``).
+someone else) is logged and tried again a second later. What was in the old dir is gone; the
+logs, journals and state stores are not there (``orchestrator.fleet.state_dir``: ``logs`` is a
+link into the state dir, made again here). Where the logs are in the runtime dir itself (a
+state dir that is the runtime dir), each node's log is opened again by its child
+(``orchestrator.child.logfile``) and the detached orchestrator's by ``up``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class RuntimeDirWatch:
             log.warning(
                 "the runtime dir %s %s while the orchestrator ran (a logout empties "
                 "$XDG_RUNTIME_DIR: `loginctl enable-linger` keeps it; or set "
-                "orchestrator.runtime_dir elsewhere): made again: %s. The logs written before are gone",
+                "orchestrator.runtime_dir elsewhere): made again: %s",
                 self.runtime_dir,
                 "was removed" if dir_gone else "lost files",
                 ", ".join(restored) or "the dir",

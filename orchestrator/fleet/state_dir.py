@@ -14,6 +14,13 @@ a restart)::
 
     <state_dir>/journal/<node>.journal
     <state_dir>/state/<node>.sqlite
+    <state_dir>/logs/<node>.log, orchestrator.log, ...
+
+The logs too: what happened before a machine's crash is what its operator reads after the
+reboot. They are reached, as before, as ``<runtime_dir>/logs``, now a symbolic link to
+``<state_dir>/logs`` (:func:`link_logs`), so every path the CLI and the messages give stays the
+same, and a runtime dir that is lost loses only the link, which the next start (or the
+``RuntimeDirWatch``) makes again.
 
 Two checks when an orchestrator is made (:func:`check_state_dir`):
 
@@ -30,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -63,6 +71,43 @@ def state_path(state_dir: str | Path, node_id: str) -> Path:
     """``<state_dir>/state/<node_id>.sqlite``: the node's durable state store."""
     journal_path("/", node_id)  # the same file-name rules as the journal (raises ValueError)
     return Path(state_dir) / "state" / f"{node_id}.sqlite"
+
+
+def link_logs(runtime_dir: Path, state_dir: Path) -> Path:
+    """Make ``<runtime_dir>/logs`` a link to ``<state_dir>/logs`` (made, mode 0700); return the link.
+
+    A state dir that is the runtime dir (the old layout, chosen on purpose) keeps a plain
+    directory. A plain directory left there by an older version is moved into the state dir's
+    (a name taken there gets the suffix ``.from-runtime-dir``), then replaced by the link.
+    Raises :class:`StateDirError` if that cannot be done.
+    """
+    try:
+        return _link_logs(runtime_dir / "logs", state_dir / "logs")
+    except OSError as exc:
+        raise StateDirError(
+            f"cannot make the logs dir {state_dir / 'logs'} and its link {runtime_dir / 'logs'}: "
+            f"{exc}. Set orchestrator.state_dir to a directory this user can write"
+        ) from None
+
+
+def _link_logs(link: Path, target: Path) -> Path:
+    if os.path.realpath(link.parent) == os.path.realpath(target.parent):
+        link.mkdir(mode=0o700, exist_ok=True)
+        return link
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if link.is_symlink():
+        if os.readlink(link) == str(target):
+            return link
+        link.unlink()
+    elif link.is_dir():
+        for item in link.iterdir():
+            dest = target / item.name
+            if dest.exists():
+                dest = target / f"{item.name}.from-runtime-dir"
+            shutil.move(item, dest)
+        link.rmdir()
+    link.symlink_to(target, target_is_directory=True)
+    return link
 
 
 def file_system_type(path: str | Path) -> str | None:
@@ -126,5 +171,6 @@ __all__ = [
     "check_state_dir",
     "default_state_dir",
     "file_system_type",
+    "link_logs",
     "state_path",
 ]
