@@ -222,3 +222,14 @@ def test_a_state_dir_on_a_memory_file_system_is_warned_about(tmp_path, caplog):
         assert not any("tmpfs" in r.getMessage() for r in caplog.records)
     finally:
         shutil.rmtree(shm, ignore_errors=True)
+
+
+def test_a_relative_state_dir_in_the_python_api_is_made_absolute(tmp_path, monkeypatch):
+    """Children get paths in it and the runtime dir's logs link points into it: a path relative
+    to this process's cwd would mean something else to a link, or to a process elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    config = fleet(tmp_path, node("a"), state_dir=Path("rel/state"))
+    assert config.state_dir == tmp_path / "rel" / "state"
+    orch = Orchestrator(config)
+    assert os.readlink(orch.log_dir) == str(tmp_path / "rel" / "state" / "logs")
+    assert config.assign_config(config.nodes[0])["doc"]["state"]["path"].startswith(str(tmp_path))

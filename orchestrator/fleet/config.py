@@ -74,7 +74,8 @@ class OrchestratorConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "runtime_dir", Path(self.runtime_dir))
         try:
-            state_dir = default_state_dir() if self.state_dir is None else Path(self.state_dir)
+            # Absolute: children are given paths in it, and runtime_dir/logs links to it.
+            state_dir = default_state_dir() if self.state_dir is None else Path(self.state_dir).absolute()
         except StateDirError as exc:
             raise FleetConfigError(f"state_dir: {exc}") from None
         object.__setattr__(self, "state_dir", state_dir)

@@ -82,7 +82,7 @@ def link_logs(runtime_dir: Path, state_dir: Path) -> Path:
     Raises :class:`StateDirError` if that cannot be done.
     """
     try:
-        return _link_logs(runtime_dir / "logs", state_dir / "logs")
+        return _link_logs(runtime_dir / "logs", Path(state_dir).absolute() / "logs")
     except OSError as exc:
         raise StateDirError(
             f"cannot make the logs dir {state_dir / 'logs'} and its link {runtime_dir / 'logs'}: "
