@@ -177,17 +177,19 @@ def test_up_with_a_node_s_files_left_in_the_runtime_dir_exits_1_with_the_advice(
             f'[orchestrator]\nruntime_dir = "{runtime}"\nstate_dir = "state"\n'
             f'[[nodes]]\nid = "n1"\nconfig = "{ROOT}/configs/sandbox.toml"\n'
         )
-        proc = subprocess.run(
-            [sys.executable, "-m", "orchestrator", "up", str(path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert proc.returncode == 1, proc.stderr
-        assert "Traceback" not in proc.stderr
-        assert "'n1'" in proc.stderr and "mv " in proc.stderr and str(tmp_path / "state") in proc.stderr
-        assert not (runtime / "nodes.sock").exists(), "refused before anything started"
+        for detach in ([], ["--detach"]):  # detached: the launcher repeats the refusal it logged
+            proc = subprocess.run(
+                [sys.executable, "-m", "orchestrator", "up", str(path), *detach],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert proc.returncode == 1, proc.stderr
+            assert "Traceback" not in proc.stderr
+            assert "'n1'" in proc.stderr and str(tmp_path / "state") in proc.stderr
+            assert f"mv {runtime / 'journal'} " in proc.stderr, "only what is there to move"
+            assert not (runtime / "nodes.sock").exists(), "refused before anything started"
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
 

@@ -156,6 +156,7 @@ def _detach(path: Path, config, timeout: float) -> int:
         return exit_codes.JOB_FAILED
     read_end, write_end = os.pipe()
     with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
+        launched_at = log.seek(0, os.SEEK_END)  # what this launch writes starts here
         proc = subprocess.Popen(
             [sys.executable, "-m", "orchestrator", "up", str(path.resolve()), "--ready-fd", str(write_end)]
             + ["--timeout", str(timeout)],
@@ -183,6 +184,8 @@ def _detach(path: Path, config, timeout: float) -> int:
             what = f"exited with status {code}"
         except subprocess.TimeoutExpired:
             what = f"did not report within {timeout + 10:g} s (pid {proc.pid}, still running)"
+        for line in _errors_since(log_path, launched_at):  # its own words: why it could not start
+            print(line, file=sys.stderr)
         print(f"error: the orchestrator {what}; see {log_path}", file=sys.stderr)
         return exit_codes.JOB_FAILED
     report = json.loads(data.split(b"\n", 1)[0])
@@ -201,6 +204,17 @@ def _detach(path: Path, config, timeout: float) -> int:
         file=sys.stderr,
     )
     return exit_codes.JOB_FAILED
+
+
+def _errors_since(log_path: Path, offset: int, most: int = 20) -> list[str]:
+    """The ``error:`` lines the background orchestrator wrote to its log from ``offset`` on."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            text = log.read(1 << 20).decode(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.startswith("error: ")][:most]
 
 
 async def _serve(

@@ -153,13 +153,16 @@ def _refuse_files_left_behind(runtime_dir: Path, state_dir: Path, node_ids: Iter
             stranded.append(node_id)
     if not stranded:
         return
-    q_run, q_state = shlex.quote(str(runtime_dir)), shlex.quote(str(state_dir))
+    q_state = shlex.quote(str(state_dir))
+    found = " ".join(
+        shlex.quote(str(runtime_dir / d)) for d in ("journal", "state") if (runtime_dir / d).is_dir()
+    )
     raise StateDirError(
         f"node(s) {', '.join(repr(n) for n in stranded)}: journal or state store found in the "
         f"runtime dir {runtime_dir} (journal/, state/: where fleets kept them before the state dir "
         f"existed) and none in the state dir {state_dir}. Started now, they would start from "
         "nothing, their orders, positions and event sequence forgotten. Move them (with the "
-        f"orchestrator stopped): mkdir -p {q_state} && mv {q_run}/journal {q_run}/state {q_state}/ "
+        f"orchestrator stopped): mkdir -p {q_state} && mv {found} {q_state}/ "
         f"(if {state_dir} has no journal/ or state/ yet), or keep them where they are with "
         f'orchestrator.state_dir = "{runtime_dir}" (a tmpfs loses them at reboot)'
     )
