@@ -99,3 +99,41 @@ def test_an_output_pipe_whose_reader_exits_does_not_stop_the_fleet(tmp_path):
             up.kill()
             up.wait()
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_detached_orchestrator_s_log_is_timestamped_and_rotated_with_its_output(tmp_path):
+    """Detached, the orchestrator's log is its only record: each line has its time, and it is
+    rotated like the nodes' logs (before, it grew for ever through stdout and stderr, with no
+    time on its lines). Its stdout and stderr follow the log to the new file at each rotation."""
+    config, runtime = write_fleet(tmp_path, nodes=1)
+    config.write_text(
+        config.read_text().replace(
+            "[orchestrator]\n", "[orchestrator]\nlog_max_bytes = 1500\nlog_backups = 2\n"
+        )
+    )
+    where = ["--runtime-dir", str(runtime)]
+    log = runtime / "logs" / "orchestrator.log"
+    up = cli("up", str(config), "--detach")
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        pid = json.loads(cli("status", "--json", *where).stdout)[0]["pid"]
+        orchestrator_pid = int(up.stdout.split("(pid ")[1].split(")")[0])
+        for _ in range(12):  # each restart logs its state changes
+            if (runtime / "logs" / "orchestrator.log.1").exists():
+                break
+            assert cli("restart", "n0", *where).returncode == 0
+        assert (runtime / "logs" / "orchestrator.log.1").exists(), "rotated"
+        assert not (runtime / "logs" / "orchestrator.log.3").exists(), "log_backups = 2"
+        assert os.readlink(f"/proc/{orchestrator_pid}/fd/2") == os.readlink(f"/proc/{orchestrator_pid}/fd/1")
+        assert os.path.samefile(f"/proc/{orchestrator_pid}/fd/1", log), "stdout and stderr followed it"
+        for name in ("orchestrator.log", "orchestrator.log.1"):
+            lines = (runtime / "logs" / name).read_text().splitlines()
+            assert lines and all(line[:4].isdigit() and line[4] == "-" for line in lines), lines[:3]
+            assert (runtime / "logs" / name).stat().st_size <= 1500
+        assert cli("down", *where).returncode == 0
+        assert "stopped (clean)" in log.read_text() and not os.path.exists(f"/proc/{pid}")
+    finally:
+        if (runtime / "control.sock").exists():
+            cli("down", *where)
+        shutil.rmtree(runtime, ignore_errors=True)

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from orchestrator import exit_codes
-from orchestrator.commands.up_output import LiveView, PlainOutput
+from orchestrator.commands.own_log import open_own_log
+from orchestrator.commands.up_output import LiveView, LoggedOutput, PlainOutput
 
 HELP = "start every node of a fleet config and supervise them (foreground, or --detach)"
 DESCRIPTION = """\
@@ -233,28 +234,28 @@ async def _serve(
         f"events at {orch.event_endpoint}; "
         f"control at {control.endpoint}"
     )
-    out = LiveView(header) if live else PlainOutput(header)
+    detached = ready_fd is not None  # stdout and stderr are the log file (see _detach)
+    own_log = open_own_log(orch.log_dir / "orchestrator.log", config, carry_stdio=detached)
+    if live:
+        out = LiveView(header)
+    else:
+        out = LoggedOutput(own_log, header) if detached else PlainOutput(header)
     # A SUB may connect before the PUB binds: zmq retries, so no state change is missed.
     states = EventSubscriber(orch.event_endpoint, nodes=[])
     outcome: list[bool] = []
 
-    own_log = _open_own_log(orch, config) if ready_fd is None else None  # --detach: stdout is the file
-    if ready_fd is not None:
-        _keep_output_file(orch)
-
     async def show_states() -> None:
         async for item in states:
             out.state_change(item.message)
-            if own_log is not None:
-                e = item.message
-                own_log.info(
-                    "%s: %s incarnation=%s pid=%s %s",
-                    e["node"],
-                    e["state"],
-                    e.get("incarnation"),
-                    e.get("pid"),
-                    e.get("reason") or "",
-                )
+            e = item.message  # every state change is in the log, whatever the screen shows
+            own_log.info(
+                "%s: %s incarnation=%s pid=%s %s",
+                e["node"],
+                e["state"],
+                e.get("incarnation"),
+                e.get("pid"),
+                e.get("reason") or "",
+            )
 
     async def on_signals() -> None:
         # Kept open until the end: a second signal while the nodes stop gracefully kills them
@@ -296,69 +297,6 @@ async def _serve(
     clean = bool(outcome and outcome[0])
     out.final(f"orchestrator: stopped ({'clean' if clean else 'NOT clean'})")
     return clean
-
-
-def _keep_output_file(orch) -> None:
-    """--detach: stdout and stderr are ``logs/orchestrator.log``; if the runtime dir is emptied
-    under us (``orchestrator.fleet.runtime_watch``), they are pointed at the file made again."""
-    path = orch.log_dir / "orchestrator.log"
-
-    def reopen() -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            for stream in (sys.stdout, sys.stderr):
-                stream.flush()
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-        finally:
-            os.close(fd)
-
-    orch.runtime_watch.keep(path, "the orchestrator's log", reopen)
-
-
-def _open_own_log(orch, config):
-    """The orchestrator's own log beside the nodes' (``logs/orchestrator.log``), rotated like theirs.
-
-    It receives the orchestrator's warnings and errors (invalid frames, children that would not
-    start) and every node state change, so a foreground run leaves the same record a detached one
-    does.
-    """
-    import logging
-    from logging.handlers import RotatingFileHandler
-
-    class QuietFileHandler(RotatingFileHandler):
-        """A log it cannot write (a full disk) costs one line on stderr, not a traceback per record;
-        a log removed under it (its runtime dir emptied, then made again) is opened again."""
-
-        told = False
-
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                removed = self.stream is not None and os.fstat(self.stream.fileno()).st_nlink == 0
-            except (OSError, ValueError):
-                removed = False
-            if removed:
-                self.stream.close()
-                self.stream = None  # opened again by the emit below, at its path
-            super().emit(record)
-
-        def handleError(self, record: logging.LogRecord) -> None:
-            if not self.told:
-                self.told = True
-                print(
-                    f"orchestrator: cannot write its log {self.baseFilename} ({sys.exc_info()[1]}); "
-                    "log lines are dropped while that lasts",
-                    file=sys.stderr,
-                )
-
-    handler = QuietFileHandler(
-        orch.log_dir / "orchestrator.log", maxBytes=config.log_max_bytes, backupCount=config.log_backups
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("orchestrator")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return logger
 
 
 async def _report_ready(orch, fd: int, timeout: float) -> None:

@@ -73,6 +73,30 @@ class PlainOutput:
         """Nothing to finish."""
 
 
+class LoggedOutput:
+    """``up --detach``: no screen; the header and the last line go to the orchestrator's own log,
+    which records every state change anyway."""
+
+    def __init__(self, logger: logging.Logger, header: str) -> None:
+        self._log = logger
+        self.say(header)
+
+    def state_change(self, event: dict) -> None:
+        """Logged by ``up`` itself, as for every output."""
+
+    def say(self, line: str) -> None:
+        self._log.info(line)
+
+    async def run(self, orch) -> None:
+        """Nothing to redraw."""
+
+    def close(self, orch) -> None:
+        """Nothing to finish."""
+
+    def final(self, line: str) -> None:
+        self.say(line)
+
+
 class LiveView:
     """A terminal: the status table redrawn in place every ``REDRAW_S``, state changes below it.
 
@@ -119,4 +143,4 @@ class LiveView:
         self.screen.write(line + "\n")
 
 
-__all__ = ["LiveView", "PlainOutput", "Screen", "state_line"]
+__all__ = ["LiveView", "LoggedOutput", "PlainOutput", "Screen", "state_line"]
