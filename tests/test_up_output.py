@@ -109,7 +109,7 @@ def test_a_detached_orchestrator_s_log_is_timestamped_and_rotated_with_its_outpu
     config, runtime = write_fleet(tmp_path, nodes=1)
     config.write_text(
         config.read_text().replace(
-            "[orchestrator]\n", "[orchestrator]\nlog_max_bytes = 1500\nlog_backups = 2\n"
+            "[orchestrator]\n", "[orchestrator]\nlog_max_bytes = 700\nlog_backups = 2\n"
         )
     )
     where = ["--runtime-dir", str(runtime)]
@@ -130,7 +130,7 @@ def test_a_detached_orchestrator_s_log_is_timestamped_and_rotated_with_its_outpu
         for name in ("orchestrator.log", "orchestrator.log.1"):
             lines = (runtime / "logs" / name).read_text().splitlines()
             assert lines and all(line[:4].isdigit() and line[4] == "-" for line in lines), lines[:3]
-            assert (runtime / "logs" / name).stat().st_size <= 1500
+            assert (runtime / "logs" / name).stat().st_size <= 700
         assert cli("down", *where).returncode == 0
         assert "stopped (clean)" in log.read_text() and not os.path.exists(f"/proc/{pid}")
     finally:
