@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -235,3 +236,28 @@ def test_a_relative_state_dir_in_the_python_api_is_made_absolute(tmp_path, monke
     orch = Orchestrator(config)
     assert os.readlink(orch.log_dir) == str(tmp_path / "rel" / "state" / "logs")
     assert config.assign_config(config.nodes[0])["doc"]["state"]["path"].startswith(str(tmp_path))
+
+
+@pytest.mark.trio
+async def test_events_are_read_from_the_journals_when_no_orchestrator_runs(tmp_path):
+    """A fleet that is down (or a machine rebooted): `events` reads its journals from the state
+    dir, the same records in the same order as a running orchestrator would give."""
+    config = fleet(tmp_path, node("a"), state_dir=default_state_dir(), spares=0)  # this test's own
+    orch = await _run_until_events(config, "a", 10)
+    journal = [e[0] for e in journaled(orch, "a")]
+
+    async def events(*args: str):
+        return await trio.run_process(
+            [sys.executable, "-m", "orchestrator", "events", *args, "--runtime-dir", str(config.runtime_dir)],
+            cwd=ROOT,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+
+    read = await events("--since", "1", "--json")
+    assert read.returncode == 0, read.stderr
+    assert [json.loads(line)["seq"] for line in read.stdout.decode().splitlines()] == journal
+    assert f"reading the journals in {default_state_dir() / 'journal'}" in read.stderr.decode()
+    unknown = await events("--node", "nope")
+    assert unknown.returncode == 2 and "journals there: a" in unknown.stderr.decode()

@@ -1,7 +1,9 @@
-"""``orchestrator events``: the running fleet's events, kept history and/or live.
+"""``orchestrator events``: a fleet's events, from its journals and/or live.
 
-History comes from the orchestrator's bounded in-memory history (control socket), live events
-from its PUB socket. With ``--follow`` the subscription is opened *before* the history is read
+History comes from the nodes' journals: through the running orchestrator (control socket), or,
+when none runs, read from the state dir directly (``--config``'s, or the default): what a fleet
+did before it stopped, or before its machine went down, is what its operator asks first. Live
+events come from the orchestrator's PUB socket. With ``--follow`` the subscription is opened *before* the history is read
 and every live batch is checked against the last sequence number printed for its node: a gap
 (the subscription was not effective yet, or the PUB dropped for us) is filled from the history,
 and what was already printed is skipped, so the output is each node's events in order, once.
@@ -16,24 +18,26 @@ import sys
 from orchestrator import exit_codes
 from orchestrator.control.cli_support import add_target_args, raw_formatter, run_control
 
-HELP = "print the running fleet's events (kept history, --follow for live)"
+HELP = "print a fleet's events (from its journals; --follow for live)"
 DESCRIPTION = """\
-Print the events the nodes of the running fleet published (orders, fills, positions,
-component state changes...), oldest first, one per line: NODE #SEQ TIME TOPIC TYPE DATA.
-Each node numbers its events with a sequence that survives restarts.
+Print the events the nodes of a fleet published (orders, fills, positions, component state
+changes...), oldest first, one per line: NODE #SEQ TIME TOPIC TYPE DATA. Each node numbers its
+events with a sequence that survives restarts, and every event is in its node's journal.
 
-Without --follow: prints what the orchestrator kept and exits. --since SEQ: only events with
-a sequence number >= SEQ (per node). With --follow: keeps printing live events (and node
-state changes) until Ctrl-C or the orchestrator exits; with --since it first replays.
-
-What can be replayed: the orchestrator keeps the last 2000 events of each node in memory,
-lost when it stops. The durable per-node journal that will replay everything is issue #5.
+Without --follow: prints the journaled events and exits; --since SEQ: only those with a
+sequence number >= SEQ (per node). With no orchestrator running, the journals are read from
+the state dir (--config FILE: that fleet's; else the default), so a fleet's history can be read
+after it stopped, or after a reboot. With --follow (a running orchestrator): keeps printing live
+events (and node state changes) until Ctrl-C or the orchestrator exits; with --since it first
+replays.
 
 example:
   orchestrator events --node ema-eurusd --since 1
+  orchestrator events --since 1 --config configs/example.toml     # the fleet is down
   orchestrator events --follow --json | jq .type
 
-exit status: 0 ok, 1 no orchestrator is running (or it did not answer), 2 unknown node/usage.
+exit status: 0 ok, 1 no orchestrator is running (--follow; or no journal to read) or it did
+not answer, 2 unknown node/usage.
 """
 
 PAGE = 1000
@@ -62,7 +66,61 @@ def _seq(text: str) -> int:
 
 
 def run(args) -> int:
+    from orchestrator.control.cli_support import UsageError, runtime_dir
+    from orchestrator.control.client import NotRunning, check_socket_file
+
+    if not args.follow:
+        try:
+            check_socket_file(runtime_dir(args))
+        except NotRunning:
+            return _from_journals(args)  # no orchestrator: its journals are on disk
+        except UsageError:
+            pass  # run_control says it
     return run_control(args, _events)
+
+
+class _Journals:
+    """The control client's ``history`` call, answered from the journals in a state dir."""
+
+    def __init__(self, state_dir) -> None:
+        self.state_dir = state_dir
+
+    def call(self, op: str, *, node: str, since: int, limit: int) -> dict:
+        from orchestrator.control.server import journal_history
+
+        return journal_history(self.state_dir, [node], since, limit)
+
+
+def _from_journals(args) -> int:
+    from orchestrator.control.cli_support import UsageError, state_dir
+
+    try:
+        sdir = state_dir(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.BAD_USAGE
+    journals = sdir / "journal"
+    have = sorted(p.name[: -len(".journal")] for p in journals.glob("*.journal")) if journals.is_dir() else []
+    if not have:
+        print(
+            f"error: no orchestrator is running, and no journal in {journals} to read (for a fleet "
+            "with a state_dir of its own, pass --config FILE)",
+            file=sys.stderr,
+        )
+        return exit_codes.JOB_FAILED
+    if args.node is not None and args.node not in have:
+        print(
+            f"error: no orchestrator is running, and no journal of node {args.node!r} in {journals} "
+            f"(journals there: {', '.join(have) or 'none'})",
+            file=sys.stderr,
+        )
+        return exit_codes.BAD_USAGE
+    print(f"no orchestrator is running: reading the journals in {journals}", file=sys.stderr)
+    try:
+        _replay(_Journals(sdir), _Printer(args.json), [args.node] if args.node else have, args.since or 0)
+    except BrokenPipeError:  # `orchestrator events | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return exit_codes.OK
 
 
 class _Printer:

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from orchestrator import exit_codes
-from orchestrator.control.cli_support import UsageError, add_target_args, raw_formatter, runtime_dir
+from orchestrator.control.cli_support import (
+    UsageError,
+    add_target_args,
+    raw_formatter,
+    runtime_dir,
+    state_dir,
+)
 
 HELP = "print a node's log (its stdout/stderr and logger), --follow to keep printing"
 DESCRIPTION = """\
@@ -82,21 +88,7 @@ def _log_dir(args, rdir: Path) -> Path:
     ``logs`` (the runtime dir lost to a reboot or a logout): the fleet file's, or the default."""
     if (rdir / "logs").is_dir():
         return rdir / "logs"
-    from orchestrator.fleet.state_dir import StateDirError, default_state_dir
-
-    try:
-        if getattr(args, "config", None):
-            from node.backtest.config import ConfigError
-            from orchestrator.configfile import ConfigFileError
-            from orchestrator.fleet.loader import state_dir_of
-
-            try:
-                return state_dir_of(args.config) / "logs"
-            except (ConfigFileError, ConfigError) as exc:
-                raise UsageError(f"{args.config}: {exc}") from None
-        return default_state_dir() / "logs"
-    except StateDirError as exc:
-        raise UsageError(str(exc)) from None
+    return state_dir(args) / "logs"
 
 
 def _tail(fh, lines: int) -> bytes:

@@ -52,6 +52,31 @@ def runtime_dir(args) -> Path:
     return default_runtime_dir()
 
 
+def state_dir(args) -> Path:
+    """The fleet's state dir (journals, state stores, logs): ``--config``'s, else the default.
+
+    For reading what a fleet left when no orchestrator runs (after a reboot, say): a running one
+    is asked instead. Raises ``UsageError`` for a bad fleet file or no home for the default.
+    """
+    from orchestrator.fleet.state_dir import StateDirError, default_state_dir
+
+    try:
+        if getattr(args, "config", None):
+            from node.backtest.config import ConfigError
+            from orchestrator.configfile import ConfigFileError
+            from orchestrator.fleet.loader import state_dir_of
+
+            try:
+                return state_dir_of(args.config)
+            except ConfigFileError as exc:
+                raise UsageError(str(exc)) from None
+            except ConfigError as exc:
+                raise UsageError(f"{args.config}: {exc}") from None
+        return default_state_dir()
+    except StateDirError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def run_control(args, body) -> int:
     """Connect (bounded), run ``body(client, args) -> exit code``, map failures to exit codes."""
     from orchestrator.control.client import ControlClient, NotRunning, RequestFailed
