@@ -89,6 +89,22 @@ def test_a_restore_that_fails_is_logged_once_and_tried_again(tmp_path, caplog):
     assert len(errors) == 1
 
 
+def test_a_runtime_dir_made_again_by_someone_else_not_private_is_refused_not_fatal(tmp_path, caplog):
+    """Someone made the dir again before us, open to others: it is not used (a socket planted in
+    it could be taken for ours), the error is logged once, and the watch goes on."""
+    run = tmp_path / "run"
+    watch = RuntimeDirWatch(run)
+    watch.keep(run / "thing", "the thing", (run / "thing").touch)
+    run.mkdir(mode=0o755)
+    run.chmod(0o755)
+    assert not watch.check() and not watch.check()
+    assert not (run / "thing").exists()
+    errors = [r for r in caplog.records if "cannot make the runtime dir" in r.getMessage()]
+    assert len(errors) == 1 and "0755" in errors[0].getMessage()
+    run.chmod(0o700)  # fixed by its owner: the watch takes it from there
+    assert watch.check() and (run / "thing").exists()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="st_nlink of a removed file: Linux")
 def test_a_node_log_removed_under_the_child_is_opened_again(tmp_path):
     import subprocess

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import trio
 
+from orchestrator.transport.errors import TransportError
 from orchestrator.transport.runtime_dir import ensure_runtime_dir
 
 log = logging.getLogger("orchestrator")
@@ -72,7 +73,7 @@ class RuntimeDirWatch:
             return True
         try:
             ensure_runtime_dir(self.runtime_dir)
-        except OSError as exc:  # RuntimeDirError too: remade by someone else, not private
+        except (OSError, TransportError) as exc:  # RuntimeDirError: remade by someone else, not private
             self._log_failure(
                 self.runtime_dir, f"cannot make the runtime dir {self.runtime_dir} again: {exc}"
             )
