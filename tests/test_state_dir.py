@@ -43,6 +43,8 @@ def test_the_default_state_dir_follows_the_xdg_spec(monkeypatch, tmp_path):
 def test_the_fleet_file_s_state_dir_is_relative_to_it_and_defaults_to_the_xdg_one(tmp_path):
     config = fleet_from_dict({"orchestrator": {"state_dir": "data/fleet"}}, tmp_path)
     assert config.state_dir == (tmp_path / "data" / "fleet").resolve()
+    home = fleet_from_dict({"orchestrator": {"state_dir": "~/trading/fleet"}}, tmp_path)
+    assert home.state_dir == Path.home() / "trading" / "fleet"
     assert fleet_from_dict({}, tmp_path).state_dir == default_state_dir()
     # A node's store goes where the state dir says, not under the runtime dir.
     config = fleet_from_dict(

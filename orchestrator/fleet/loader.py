@@ -70,8 +70,9 @@ def state_dir_of(path: str | Path) -> Path:
 
 
 def _resolve_runtime_dir(value: str, base_dir: Path) -> Path:
-    """A directory setting (runtime_dir, state_dir): relative paths are relative to the fleet file."""
-    runtime_dir = Path(value)
+    """A directory setting (runtime_dir, state_dir): ``~`` is the home; relative paths are relative
+    to the fleet file."""
+    runtime_dir = Path(value).expanduser()
     return runtime_dir if runtime_dir.is_absolute() else (base_dir / runtime_dir).resolve()
 
 
