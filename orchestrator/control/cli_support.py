@@ -37,16 +37,9 @@ def runtime_dir(args) -> Path:
     if getattr(args, "runtime_dir", None):
         return Path(args.runtime_dir)
     if getattr(args, "config", None):
-        from node.backtest.config import ConfigError
-        from orchestrator.configfile import ConfigFileError
         from orchestrator.fleet.loader import runtime_dir_of
 
-        try:
-            return runtime_dir_of(args.config)
-        except ConfigFileError as exc:
-            raise UsageError(str(exc)) from None
-        except ConfigError as exc:
-            raise UsageError(f"{args.config}: {exc}") from None
+        return _from_fleet_file(args.config, runtime_dir_of)
     from orchestrator.transport.runtime_dir import default_runtime_dir
 
     return default_runtime_dir()
@@ -58,23 +51,30 @@ def state_dir(args) -> Path:
     For reading what a fleet left when no orchestrator runs (after a reboot, say): a running one
     is asked instead. Raises ``UsageError`` for a bad fleet file or no home for the default.
     """
+    from orchestrator.fleet.loader import state_dir_of
     from orchestrator.fleet.state_dir import StateDirError, default_state_dir
 
     try:
-        if getattr(args, "config", None):
-            from node.backtest.config import ConfigError
-            from orchestrator.configfile import ConfigFileError
-            from orchestrator.fleet.loader import state_dir_of
-
-            try:
-                return state_dir_of(args.config)
-            except ConfigFileError as exc:
-                raise UsageError(str(exc)) from None
-            except ConfigError as exc:
-                raise UsageError(f"{args.config}: {exc}") from None
-        return default_state_dir()
+        return (
+            _from_fleet_file(args.config, state_dir_of)
+            if getattr(args, "config", None)
+            else default_state_dir()
+        )
     except StateDirError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _from_fleet_file(path: str, read) -> Path:
+    """``read(path)``: a directory a fleet file names; a bad file is a ``UsageError``."""
+    from node.backtest.config import ConfigError
+    from orchestrator.configfile import ConfigFileError
+
+    try:
+        return read(path)
+    except ConfigFileError as exc:
+        raise UsageError(str(exc)) from None
+    except ConfigError as exc:
+        raise UsageError(f"{path}: {exc}") from None
 
 
 def run_control(args, body) -> int:
