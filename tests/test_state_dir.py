@@ -198,15 +198,23 @@ def test_up_with_a_node_s_files_left_in_the_runtime_dir_exits_1_with_the_advice(
 
 
 @pytest.mark.trio
-async def test_two_fleets_cannot_run_the_same_node_on_one_state_dir(tmp_path):
+async def test_two_fleets_cannot_share_a_state_dir(tmp_path):
+    """Their fleet-wide logs are named alike (and a fleet removes its children's logs): the second
+    orchestrator is refused, naming the first, even with other node ids; the first runs on."""
     state = tmp_path / "state"
     first = Orchestrator(fleet(tmp_path / "one", node("a"), state_dir=state, spares=0))
-    second = Orchestrator(fleet(tmp_path / "two", node("a"), state_dir=state, spares=0))
+    second = Orchestrator(fleet(tmp_path / "two", node("b"), state_dir=state, spares=0))
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
             await nursery.start(first.run)
-            with pytest.raises(JournalLockedError, match="already open"):
+            with pytest.raises(
+                StateDirError,
+                match=f"in use by another orchestrator \\(pid {os.getpid()}, runtime dir {first.runtime_dir}\\)",
+            ):
                 await second.run()
+            # A node's journal keeps its own lock besides: one owner whatever the state dirs say.
+            with pytest.raises(JournalLockedError, match="already open"):
+                Journal(journal_path(state, "a"), fsync="never")
             await first.wait_for("a", NodeState.RUNNING)  # the first fleet runs on, unharmed
             first.shutdown()
 

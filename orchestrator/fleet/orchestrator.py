@@ -39,7 +39,7 @@ from orchestrator.fleet.relay import EventRelay, event_topic
 from orchestrator.fleet.runtime_watch import RuntimeDirWatch
 from orchestrator.fleet.slots import Slot
 from orchestrator.fleet.state import NodeState, NodeStatus, Transition
-from orchestrator.fleet.state_dir import check_state_dir, link_logs
+from orchestrator.fleet.state_dir import StateDirLock, check_state_dir, link_logs
 from orchestrator.fleet.subscriber import ORCHESTRATOR_TOPIC
 from orchestrator.fleet.wire import NodeWire
 from orchestrator.journal import FsyncPolicy
@@ -120,11 +120,15 @@ class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
     # -- running ---------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> bool:
         """Serve until ``shutdown()``; returns True if every node stopped cleanly."""
-        self._open_journals()
+        state_lock = StateDirLock.acquire(self.state_dir, self.runtime_dir)  # one fleet per state dir
         try:
-            return await self._run(task_status)
+            self._open_journals()
+            try:
+                return await self._run(task_status)
+            finally:
+                self._close_journals()
         finally:
-            self._close_journals()
+            state_lock.release()
 
     async def _run(self, task_status) -> bool:
         ctx = new_context()

@@ -34,6 +34,7 @@ Two checks when an orchestrator is made (:func:`check_state_dir`):
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shlex
@@ -110,6 +111,53 @@ def _link_logs(link: Path, target: Path) -> Path:
     return link
 
 
+LOCK_FILE = ".lock"
+"""In the state dir: flock'ed by the orchestrator that uses it; says its pid and runtime dir."""
+
+
+class StateDirLock:
+    """An orchestrator's hold on its state dir, for as long as it runs: one fleet per state dir.
+
+    Why: the fleet-wide files in it (``logs/orchestrator.log``, ``zygote.log``, each child's
+    ``s<N>.log``, which a fleet removes when its child ends) are named alike in every fleet, so
+    two fleets on one state dir would write into and remove each other's logs, whatever their
+    node ids. The lock is an ``flock``: the kernel frees it when the process ends, however it
+    ends, so no stale lock is ever left behind.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd: int | None = fd
+        self.path = path
+
+    @classmethod
+    def acquire(cls, state_dir: Path, runtime_dir: Path) -> StateDirLock:
+        """Hold ``state_dir`` (made if needed); :class:`StateDirError` if another orchestrator does."""
+        path = Path(state_dir) / LOCK_FILE
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StateDirError(f"cannot use the state dir {state_dir}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "pid unknown"
+            os.close(fd)
+            raise StateDirError(
+                f"the state dir {state_dir} is in use by another orchestrator ({holder}): each fleet "
+                "needs a state dir of its own. Set orchestrator.state_dir for this fleet, or stop "
+                "the other one"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, runtime dir {runtime_dir}\n".encode(), 0)
+        return cls(fd, path)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # frees the flock
+            self._fd = None
+
+
 def file_system_type(path: str | Path) -> str | None:
     """The type of the file system ``path`` is on (from ``/proc/self/mounts``), None if unknown."""
     target = os.path.realpath(path)
@@ -169,8 +217,10 @@ def _refuse_files_left_behind(runtime_dir: Path, state_dir: Path, node_ids: Iter
 
 
 __all__ = [
+    "LOCK_FILE",
     "MEMORY_FILE_SYSTEMS",
     "StateDirError",
+    "StateDirLock",
     "check_state_dir",
     "default_state_dir",
     "file_system_type",
