@@ -24,6 +24,7 @@ from pathlib import Path
 from orchestrator import exit_codes
 from orchestrator.commands.own_log import open_own_log
 from orchestrator.commands.up_output import LiveView, LoggedOutput, PlainOutput
+from orchestrator.process.orphans import OrphanReaper
 
 HELP = "start every node of a fleet config and supervise them (foreground, or --detach)"
 DESCRIPTION = """\
@@ -279,6 +280,9 @@ async def _serve(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(show_states)
             nursery.start_soon(on_signals)
+            # This process owns all its children (unlike a host embedding the orchestrator): what a
+            # node's process leaves behind, adopted by us as a subreaper, is reaped here.
+            nursery.start_soon(OrphanReaper().run)
             async with trio.open_nursery() as serving:
 
                 async def run_orchestrator(task_status=trio.TASK_STATUS_IGNORED) -> None:

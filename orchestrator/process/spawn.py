@@ -28,6 +28,7 @@ import math
 import os
 import signal
 import subprocess
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -107,6 +108,16 @@ class _Adopted:
             self.returncode = os.waitstatus_to_exitcode(status)
 
 
+_HANDLES: weakref.WeakSet[ChildProcess] = weakref.WeakSet()
+"""Every child handle of this process: a process-wide fact (a process has one set of children),
+for the ``OrphanReaper``, which must leave alone the children someone here watches."""
+
+
+def known_child_pids() -> set[int]:
+    """The pids of this process's children that a :class:`ChildProcess` handle watches, not reaped."""
+    return {handle.pid for handle in list(_HANDLES) if handle._popen.returncode is None}
+
+
 class ChildProcess:
     """Handle of one child started by :func:`spawn`: pid, exit, signals, graceful stop.
 
@@ -122,6 +133,7 @@ class ChildProcess:
     def __init__(self, popen: subprocess.Popen[bytes], started_at: float) -> None:
         self._popen = popen
         self.pid: int = popen.pid
+        _HANDLES.add(self)
         self.stdin = getattr(popen, "stdin", None)  # pipes, with spawn(pipe_stdio=True)
         self.stdout = getattr(popen, "stdout", None)
         self.argv: tuple[str, ...] = tuple(str(a) for a in popen.args)
