@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import subprocess
 import sys
-import time
 
 import pytest
 import trio
@@ -41,12 +41,13 @@ def state(pid: int) -> str | None:
     return stat[stat.rindex(b")") + 2 :].split()[0].decode()
 
 
-def until(predicate) -> None:
-    """Until another process's state says so: nothing else to wait on (bounded)."""
-    deadline = time.monotonic() + 30
-    while not predicate():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+def exited(pid: int) -> None:
+    """Until process ``pid`` has exited (a zombie, not reaped): its pidfd becomes readable."""
+    fd = os.pidfd_open(pid)
+    try:
+        assert select.select([fd], [], [], 30)[0], f"process {pid} did not exit"
+    finally:
+        os.close(fd)
 
 
 def test_an_adopted_orphan_is_reaped_once_it_exits_and_told_while_it_runs(caplog):
@@ -54,7 +55,7 @@ def test_an_adopted_orphan_is_reaped_once_it_exits_and_told_while_it_runs(caplog
     reaper = OrphanReaper(grace_s=0)
     gone, lingering = orphan(0), orphan(30)
     try:
-        until(lambda: state(gone) == "Z")
+        exited(gone)
         with caplog.at_level(logging.INFO, logger="orchestrator"):
             reaper.scan(0.0)
             reaper.scan(1.0)  # told once, not at every scan
@@ -63,7 +64,7 @@ def test_an_adopted_orphan_is_reaped_once_it_exits_and_told_while_it_runs(caplog
         assert len(told) == 1 and f"process {lingering} (sleep 30) was left behind" in told[0]
     finally:
         os.kill(lingering, 9)
-    until(lambda: state(lingering) == "Z")
+    exited(lingering)
     reaped = reaper.reaped
     reaper.scan(2.0)
     assert state(lingering) is None and reaper.reaped == reaped + 1
@@ -76,10 +77,10 @@ def test_a_watched_child_and_a_new_orphan_are_left_to_their_watchers():
 
     async def main() -> None:
         child = await spawn([sys.executable, "-c", "raise SystemExit(7)"])
-        until(lambda: state(child.pid) == "Z")
+        exited(child.pid)
         reaper = OrphanReaper(grace_s=5.0)
         fresh = orphan(0)
-        until(lambda: state(fresh) == "Z")
+        exited(fresh)
         reaper.scan(100.0)  # both first seen: within the grace
         assert state(child.pid) == "Z" and state(fresh) == "Z", "nothing reaped yet"
         reaper.scan(106.0)  # past it: the orphan goes, the watched child stays for its watcher
