@@ -260,6 +260,32 @@ def test_a_fill_through_zero_closes_and_opens_with_prorated_commission():
     assert s.cache.positions_open() == [s.cache.position(pid(2))]
 
 
+def test_a_strategy_raising_on_a_fill_through_zero_leaves_the_fill_booked_whole():
+    """The strategy's exception reaches the caller, but only after both parts were applied and heard."""
+    s = Setup()
+    s.client.fill(s.strategy.buy(100_000), 100_000, "1.10000")
+    flip = s.strategy.sell(150_000)
+    s.bus_events.clear()
+
+    def broken(event) -> None:
+        raise RuntimeError("strategy bug in on_order_filled")
+
+    s.strategy.on_order_filled = broken
+    with pytest.raises(RuntimeError, match="strategy bug"):
+        s.client.fill(flip, 150_000, "1.10100")
+
+    assert flip.status == OrderStatus.FILLED and flip.filled_qty == Quantity(150_000, 0)
+    assert [type(e).__name__ for e in s.bus_events] == [
+        "OrderFilled",
+        "PositionClosed",
+        "OrderFilled",
+        "PositionOpened",
+    ]
+    (short,) = s.cache.positions_open()
+    assert short.id == pid(2) and short.side == PositionSide.SHORT and short.quantity == Quantity(50_000, 0)
+    assert s.cache.position(pid(1)).is_closed
+
+
 def test_prorated_commission_keeps_every_cent():
     s = Setup()
     s.client.fill(s.strategy.buy(100_000), 100_000, "1.10000")

@@ -207,6 +207,27 @@ def test_publish_counts_and_handler_exception_propagates(bus):
     assert bus.pub_count == 2
 
 
+def test_a_raising_handler_does_not_keep_the_message_from_the_others(bus):
+    """A strategy's bug must not starve the portfolio or the stream of an event (they run after it)."""
+    got = []
+
+    def bad(msg):
+        raise RuntimeError("strategy bug")
+
+    def worse(msg):
+        raise ValueError("second bug")
+
+    bus.subscribe("t", got.append, priority=1)
+    bus.subscribe("t", bad)
+    bus.subscribe("t", lambda m: got.append(("after bad", m)))
+    bus.subscribe("t", worse)
+    bus.subscribe("t", lambda m: got.append(("after worse", m)))
+    with pytest.raises(RuntimeError, match="strategy bug") as info:
+        bus.publish("t", 1)
+    assert got == [1, ("after bad", 1), ("after worse", 1)]
+    assert info.value.__notes__ == ["another handler of 't' failed too: ValueError: second bug"]
+
+
 @pytest.mark.parametrize("topic", ["", "data.*", "a?b"])
 def test_publishing_to_an_invalid_topic_is_refused(bus, topic):
     with pytest.raises(InvalidTopic):

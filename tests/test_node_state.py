@@ -22,12 +22,13 @@ from node.backtest.config import ConfigError
 from node.live.config import StateConfig, load_node_config
 from node.live.node import TradingNode
 from node.live.recovery import StateRestoreError
-from node.model.enums import OrderSide
+from node.model.enums import OrderSide, PositionSide
 from node.model.events import OrderFilled
 from node.model.objects import Money
 from node.persistence.generators import random_walk_quotes
 from node.persistence.store import SqliteStateStore, StateStoreCorruptError
 from node.strategies.quote_mean_reversion import QuoteMeanReversionConfig
+from node.trading.strategy import Strategy
 
 
 @pytest.fixture
@@ -337,3 +338,43 @@ def test_a_config_built_in_python_with_a_store_must_stream_order_and_account_eve
     with pytest.raises(ConfigError) as caught:
         TradingNodeConfig(state=StateConfig(tmp_path / "s.sqlite"), stream_patterns=("events.system.*",))
     assert caught.value.key == "streaming.patterns" and "events.order.*" in str(caught.value)
+
+
+class FlipsAndRaises(Strategy):
+    """Buys 1000, then sells 2000 (a fill through zero), and has a bug in ``on_order_filled``."""
+
+    def on_start(self) -> None:
+        self.step = 0
+        self.subscribe_quote_ticks(INSTRUMENT.id)
+
+    def on_quote_tick(self, tick) -> None:
+        if self.step == 0 or (self.step == 1 and not self.cache.orders_open(INSTRUMENT.id, self.strategy_id)):
+            side = OrderSide.BUY if self.step == 0 else OrderSide.SELL
+            qty = INSTRUMENT.make_qty(1000 * (self.step + 1))
+            self.step += 1
+            self.submit_order(self.order_factory.market(INSTRUMENT.id, side, qty))
+
+    def on_order_filled(self, event) -> None:
+        raise RuntimeError("a bug in the strategy")
+
+
+@pytest.mark.anyio
+async def test_a_strategy_raising_on_its_fills_cannot_corrupt_the_stored_book(tmp_path):
+    """The node carries on past the strategy's bug, and the store holds the book the venue made."""
+    state = StateConfig(tmp_path / "node.sqlite", synchronous="normal")
+    node = replay_node(random_walk_quotes(INSTRUMENT, 50, seed=1), [FlipsAndRaises()], state=state)
+    node.build()
+    with anyio.fail_after(30):
+        await node.run_async()
+    assert node.bridge.error_count == 2  # both fills reached the strategy, which raised on each
+    node.dispose()
+
+    restarted = replay_node([], [], state=state)
+    restarted.build()
+    try:
+        cache = restarted.kernel.cache
+        assert cache.orders_open() == []
+        (short,) = cache.positions_open()
+        assert (short.side, short.quantity) == (PositionSide.SHORT, INSTRUMENT.make_qty(1000))
+    finally:
+        restarted.dispose()

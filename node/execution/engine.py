@@ -218,6 +218,7 @@ class ExecutionEngine(Component):
                 )
             closing, opening = _split_fill(position, fill)
             parts = [(position, closing), (None, opening)]
+        failure: Exception | None = None
         for target, part in parts:
             if target is None:
                 position_id = self._next_position_id(part)
@@ -230,8 +231,19 @@ class ExecutionEngine(Component):
             # Order and position are both updated before anyone hears of the fill: a handler
             # that reacts (e.g. submits again) must see the position the fill produced.
             position_event = self._update_position(target, part, instrument)
-            self._publish_order_event(part)
-            self._publish_position_event(position_event)
+            # A subscriber that raises (a strategy's bug) must not leave the fill half-booked:
+            # both events go out and the second part is applied, then the error is raised.
+            for publish, event in (
+                (self._publish_order_event, part),
+                (self._publish_position_event, position_event),
+            ):
+                try:
+                    publish(event)
+                except Exception as exc:
+                    if failure is None:
+                        failure = exc
+        if failure is not None:
+            raise failure
 
     def _update_position(self, position, fill, instrument):
         """Apply ``fill`` (opening a position if ``position`` is None); return the event to publish."""

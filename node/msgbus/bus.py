@@ -168,14 +168,29 @@ class MessageBus:
     def publish(self, topic: str, msg: Any) -> None:
         """Deliver ``msg`` to every handler whose pattern matches ``topic``, in dispatch order.
 
-        A handler's exception propagates to the caller and the remaining handlers do not run.
+        A handler that raises does not keep the message from the handlers after it: they run,
+        and then the first exception propagates to the caller (later ones are added to it as
+        notes). Why: the subscribers of one topic are independent parties (a user's strategy, the
+        portfolio, the stream that the node's durable state is rebuilt from), and a bug in one of
+        them must not leave the others without an event the rest of the system has seen.
         """
         self.pub_count += 1
         handlers = self._cache.get(topic)
         if handlers is None:
             handlers = self._cache_topic(topic)
-        for handler in handlers:
-            handler(msg)
+        remaining = iter(handlers)  # the slow path below resumes after the handler that raised
+        try:
+            for handler in remaining:
+                handler(msg)
+        except Exception as first:
+            for handler in remaining:
+                try:
+                    handler(msg)
+                except Exception as later:
+                    first.add_note(
+                        f"another handler of {topic!r} failed too: {type(later).__name__}: {later}"
+                    )
+            raise
 
     def subscribe(self, topic_pattern: str, handler: Handler, priority: int = 0) -> None:
         """Subscribe ``handler`` to topics matching ``topic_pattern``.
