@@ -187,3 +187,35 @@ entry_ticks = 2
     assert any(line.startswith("order OrderFilled") for line in node.lines)
     assert any(line.startswith("position PositionClosed") for line in node.lines)
     assert node.lines[-1].startswith("node DISPOSED")
+
+
+@pytest.mark.parametrize(
+    ("sig", "config"),
+    [(signal.SIGINT, "asyncio"), (signal.SIGTERM, "trio")],
+    ids=["SIGINT-asyncio", "SIGTERM-trio"],
+)
+def test_a_signal_sent_as_soon_as_the_node_says_starting_stops_it_cleanly(sig, config, trio_config):
+    """A supervisor may signal the moment it reads STARTING: the signal must already be the node's."""
+    node = NodeProcess(str(SANDBOX if config == "asyncio" else trio_config))
+    try:
+        node.wait_for("node STARTING")
+        node.proc.send_signal(sig)
+        code, stderr = node.finish()
+    finally:
+        node.kill()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert f"node STOPPED (signal {sig.name})" in node.lines
+    assert node.lines[-1].startswith("node DISPOSED")
+
+
+def test_an_unusable_state_store_exits_2_with_one_line_naming_it(tmp_path):
+    store = tmp_path / "node.sqlite"
+    store.write_bytes(b"this is not a SQLite database, " * 100)
+    config = tmp_path / "stateful.toml"
+    config.write_text(SANDBOX.read_text() + f'\n[state]\npath = "{store}"\n')
+    code, stderr = NodeProcess(str(config)).finish()
+    assert code == 2
+    assert "Traceback" not in stderr
+    (line,) = [x for x in stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: {config}: the node's state store cannot be used:") and str(store) in line

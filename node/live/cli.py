@@ -17,6 +17,8 @@ from node.backtest.config import ConfigError
 from node.live.config import load_node_config_file
 from node.live.errors import LiveNodeError, NodeFatalError, StartupError
 from node.live.node import NODE_TOPIC, TradingNode
+from node.live.recovery import StateRestoreError
+from node.persistence.store.errors import StateStoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -69,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         node.build()
     except (ConfigError, LiveNodeError) as exc:
         print(f"error: {args.config}: cannot build the node: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StateStoreError, StateRestoreError) as exc:  # corrupt, locked, unusable: not retried
+        print(f"error: {args.config}: the node's state store cannot be used: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _say(f"node {node.state.value} ({node.node_id}, {config.environment.value})")
     status = EXIT_OK

@@ -53,6 +53,16 @@ class NodeRunning:
         """
         if duration is not None and not duration > 0:
             raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
+        if not handle_signals:
+            await self._run(None, duration)
+            return
+        # Caught from before the node says STARTING: a supervisor that signals as soon as it reads
+        # that line stops the node cleanly, instead of meeting the default action (SIGTERM killed
+        # the process, SIGINT raised KeyboardInterrupt through the start-up).
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            await self._run(signals, duration)
+
+    async def _run(self, signals, duration: float | None) -> None:
         self.backend = current_backend()
         self._loop_thread = threading.get_ident()
         self._stop_requested = anyio.Event()
@@ -72,8 +82,8 @@ class NodeRunning:
             self.inbox.wake_from_thread = thread_waker()
             async with open_task_group() as tg:
                 self._start_workers(tg)
-                if handle_signals:  # installed before start-up goes on: a signal from now on stops us
-                    await tg.start(self._watch_signals, name=f"{self.node_id}:signals")
+                if signals is not None:
+                    tg.start_soon(self._watch_signals, signals, name=f"{self.node_id}:signals")
                 if duration is not None:
                     tg.start_soon(self._stop_after, duration, name=f"{self.node_id}:duration")
                 try:
@@ -115,13 +125,11 @@ class NodeRunning:
         await anyio.sleep(duration)
         self._request_stop(f"duration of {duration:g} s reached")
 
-    async def _watch_signals(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            task_status.started()
-            async for signum in signals:
-                if self.signal_received is None:
-                    self.signal_received = signum
-                self._request_stop(f"signal {signal.Signals(signum).name}")
+    async def _watch_signals(self, signals) -> None:
+        async for signum in signals:
+            if self.signal_received is None:
+                self.signal_received = signum
+            self._request_stop(f"signal {signal.Signals(signum).name}")
 
     async def _start_and_serve(self, tg) -> None:
         with anyio.CancelScope() as scope:
