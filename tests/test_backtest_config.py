@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.backtest.config import BacktestRunConfig, ConfigError
+from node.backtest.config import BacktestRunConfig, ConfigError, StrategySpec
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -119,3 +119,42 @@ def test_defaults_fill_in_missing_optional_keys():
     config = BacktestRunConfig.from_dict(doc, base_dir=CONFIGS)
     assert config.run_id == "backtest" and config.venues[0].oms_type.name == "NETTING"
     assert str(config.instruments[0].maker_fee) == "0.00002"
+
+
+BROKEN_STRATEGIES = {
+    "raises_at_import": "raise RuntimeError('no venue credentials')\n",
+    "bad_syntax": "class S(:\n    pass\n",
+    "raises_in_init": (
+        "from node.trading.strategy import Strategy, StrategyConfig\n"
+        "SConfig = StrategyConfig\n"
+        "class S(Strategy):\n"
+        "    def __init__(self, config):\n"
+        "        raise KeyError('lookback')\n"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "words"),
+    [
+        (
+            "raises_at_import",
+            "importing module 'raises_at_import' raised RuntimeError: no venue credentials ({}:1)",
+        ),
+        ("bad_syntax", "importing module 'bad_syntax' raised SyntaxError: invalid syntax ({}:1)"),
+        ("raises_in_init", "raises_in_init:S(config) raised KeyError: 'lookback' ({}:5)"),
+        ("not_there", "cannot import module 'not_there': No module named 'not_there' (is the directory"),
+    ],
+)
+def test_a_strategy_that_cannot_be_imported_or_built_is_a_config_error_saying_where(
+    tmp_path, monkeypatch, module, words
+):
+    """One line naming the key, the exception and the user's file:line; no traceback for the user to read."""
+    for name, code in BROKEN_STRATEGIES.items():
+        (tmp_path / f"{name}.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = StrategySpec(f"{module}:S")
+    with pytest.raises(ConfigError) as info:
+        spec.build("strategies[0]")
+    assert info.value.key == "strategies[0].path"
+    assert words.format(tmp_path / f"{module}.py") in info.value.reason

@@ -9,6 +9,7 @@ error names the key path, e.g. ``venues[0].oms_type: must be one of NETTING, HED
 from __future__ import annotations
 
 import importlib
+import traceback
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -246,11 +247,17 @@ class StrategySpec:
             config = from_dict(self.config) if from_dict else config_cls(**self.config)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{key}.config", str(exc)) from None
+        except Exception as exc:  # a bug in the user's config class: say where, as one line
+            raise ConfigError(f"{key}.config", f"{config_path} raised {_raised(exc)}") from exc
         return strategy_cls, config
 
     def build(self, key: str = "strategies"):
+        """A new strategy; its constructor raising is a :class:`ConfigError` (a restart won't fix it)."""
         strategy_cls, config = self.load(key)
-        return strategy_cls(config)
+        try:
+            return strategy_cls(config)
+        except Exception as exc:
+            raise ConfigError(f"{key}.path", f"{self.path}(config) raised {_raised(exc)}") from exc
 
 
 def import_path(dotted: str, key: str):
@@ -259,12 +266,32 @@ def import_path(dotted: str, key: str):
         raise ConfigError(key, f"must look like 'package.module:Name', got {dotted!r}")
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        hint = ""
+        if exc.name is not None and module_name.partition(".")[0] == exc.name.partition(".")[0]:
+            hint = (
+                " (is the directory holding it on PYTHONPATH? modules are found by import, not by file path)"
+            )
+        raise ConfigError(key, f"cannot import module {module_name!r}: {exc}{hint}") from None
     except ImportError as exc:
         raise ConfigError(key, f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the module raised while it was imported (a SyntaxError included)
+        raise ConfigError(key, f"importing module {module_name!r} raised {_raised(exc)}") from exc
     try:
         return getattr(module, attr)
     except AttributeError:
         raise ConfigError(key, f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _raised(exc: Exception) -> str:
+    """``Type: message (file:line)``: the exception and the innermost place it came from."""
+    if isinstance(exc, SyntaxError):  # where the code is wrong, not where the parser was
+        return f"{type(exc).__name__}: {exc.msg} ({exc.filename}:{exc.lineno})"
+    text = f"{type(exc).__name__}: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" ({frames[-1].filename}:{frames[-1].lineno})"
+    return text
 
 
 def build_risk(table, path: str) -> RiskConfig:
