@@ -41,6 +41,7 @@ log = logging.getLogger("orchestrator.control")
 SEND_TIMEOUT_S = 2.0
 CONTROL_SOCKET_NAME = "control"
 _ENDED = (NodeState.RUNNING, NodeState.FAILED, NodeState.STOPPED, NodeState.CRASHED)
+_ENDED_MEANWHILE = "the orchestrator shut down before this request was done; see `status` once it is up again"
 
 
 def control_endpoint(runtime_dir) -> str:
@@ -95,6 +96,20 @@ class ControlServer:
             reply = m.error(code, str(exc))
         except trio.TooSlowError as exc:
             reply = m.error(m.FAILED, str(exc) or "timed out")
+        except trio.Cancelled:  # the orchestrator is ending: the client is told, not left to time out
+            with trio.CancelScope(shield=True):
+                await self._reply(identity, m.error(m.SHUTTING_DOWN, _ENDED_MEANWHILE))
+            raise
+        except Exception as exc:  # a bug of ours: the client hears of it, and the fleet runs on
+            log.exception("control request %r failed unexpectedly", frame[:200])
+            reply = m.error(
+                m.FAILED, f"internal error ({type(exc).__name__}: {exc}); see the orchestrator's log"
+            )
+        await self._reply(identity, reply)
+        if self._down_requested:
+            self.orch.shutdown()
+
+    async def _reply(self, identity: bytes, reply: dict) -> None:
         try:
             payload = m.encode(reply)
         except m.ControlProtocolError as exc:
@@ -104,8 +119,6 @@ class ControlServer:
                 await self._sock.send_multipart([identity, payload])
             except (PeerUnreachableError, zmq.ZMQError, trio.ClosedResourceError):
                 pass  # the client has gone; nothing to tell
-        if self._down_requested:
-            self.orch.shutdown()
 
     async def _dispatch(self, op: str, args: dict):
         orch = self.orch

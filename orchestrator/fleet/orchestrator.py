@@ -17,6 +17,7 @@ child resumes after. The relay's rules are in ``orchestrator.fleet.relay``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -76,6 +77,9 @@ class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
         self.event_endpoint = ipc_endpoint(self.runtime_dir, "events")
         self.nodes: dict[str, NodeStatus] = {spec.node_id: NodeStatus(spec.node_id) for spec in config.nodes}
         self._trackers = {spec.node_id: RestartTracker(spec.policy) for spec in config.nodes}
+        # One start/stop/restart of a node at a time: two operators restarting one node at once
+        # take turns instead of meeting each other half-way (see ``_node_operation``).
+        self._node_ops = {spec.node_id: trio.Lock() for spec in config.nodes}
         self._slots: dict[bytes, Slot] = {}
         self._node_slot: dict[str, Slot] = {}
         self._children = ChildPool(
@@ -271,32 +275,52 @@ class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
 
     async def wait_until(self, predicate, timeout: float | None = None) -> None:
         """Wait until ``predicate()`` holds, re-checked at every node state or spare-pool change."""
-        with trio.fail_after(timeout) if timeout is not None else _nullcontext():
+        with trio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
             while not predicate():
                 await self._state_changed.wait()
 
     async def start_node(self, node_id: str) -> None:
+        async with self._node_operation(node_id):
+            await self._start_node(node_id)
+
+    async def stop_node(self, node_id: str) -> NodeStatus:
+        """Stop a node: protocol stop -> stop_timeout -> SIGTERM -> term_timeout -> SIGKILL."""
+        async with self._node_operation(node_id):
+            return await self._stop_node(node_id)
+
+    async def restart_node(self, node_id: str) -> None:
+        async with self._node_operation(node_id):
+            await self._stop_node(node_id)
+            await self._start_node(node_id)
+
+    @contextlib.asynccontextmanager
+    async def _node_operation(self, node_id: str):
+        """Hold ``node_id``'s operation lock: a second start/stop/restart waits for the first."""
+        self.node_status(node_id)  # an unknown node is refused before any wait
+        async with self._node_ops[node_id]:
+            yield
+
+    async def _start_node(self, node_id: str) -> None:
         status = self.node_status(node_id)
+        if self._closing:
+            raise OrchestratorError(f"node {node_id} not started: the orchestrator is shutting down")
         if status.state in (NodeState.STARTING, NodeState.RUNNING, NodeState.STOPPING):
             raise OrchestratorError(f"node {node_id} is {status.state.value}; stop it first")
         self._move(status, Transition.START)
         await self._assign_or_fail(status)
 
-    async def stop_node(self, node_id: str) -> NodeStatus:
-        """Stop a node: protocol stop -> stop_timeout -> SIGTERM -> term_timeout -> SIGKILL."""
+    async def _stop_node(self, node_id: str) -> NodeStatus:
         status = self.node_status(node_id)
         if status.state in (NodeState.STOPPED, NodeState.PENDING, NodeState.FAILED):
             return status
+        if status.state is NodeState.STOPPING:  # a stop already under way (the shutdown's): its end
+            return await self.wait_for(node_id, NodeState.STOPPED, NodeState.FAILED)
         slot = self._node_slot.get(node_id)
         self._move(status, Transition.STOP)
         if slot is not None:
             await self._end_slot(slot)
             await self.wait_for(node_id, NodeState.STOPPED, NodeState.FAILED)
         return status
-
-    async def restart_node(self, node_id: str) -> None:
-        await self.stop_node(node_id)
-        await self.start_node(node_id)
 
     async def command(self, node_id: str, name: str, args: dict | None = None, timeout: float | None = None):
         """Send a command to a running node and return its result (raises on error/timeout)."""
@@ -393,8 +417,11 @@ class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
         self._closing = True
         async with trio.open_nursery() as nursery:
             for node_id, status in self.nodes.items():
-                if status.state in (NodeState.STARTING, NodeState.RUNNING):
-                    nursery.start_soon(self.stop_node, node_id)
+                # Not under the node's operation lock: a restart under way must not delay the
+                # shutdown; its start is refused (closing). A stop under way (STOPPING) is
+                # waited for, on its own deadlines, instead of being cut short by the end of run.
+                if status.state in (NodeState.STARTING, NodeState.RUNNING, NodeState.STOPPING):
+                    nursery.start_soon(self._stop_node, node_id)
                 elif status.state in (NodeState.CRASHED, NodeState.RESTARTING):
                     self._move(status, Transition.STOP)
             for slot in list(self._slots.values()):
@@ -411,14 +438,6 @@ def _ended_cleanly(status: NodeStatus) -> bool:
         ExitReason.STOPPED.value,
         ExitReason.CLEAN.value,
     )
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 __all__ = [
