@@ -271,3 +271,25 @@ async def test_events_are_read_from_the_journals_when_no_orchestrator_runs(tmp_p
     assert f"reading the journals in {default_state_dir() / 'journal'}" in read.stderr.decode()
     unknown = await events("--node", "nope")
     assert unknown.returncode == 2 and "journals there: a" in unknown.stderr.decode()
+
+
+@pytest.mark.trio
+async def test_a_second_fleet_on_a_runtime_dir_in_use_changes_nothing_of_the_first(tmp_path):
+    """Another state dir, the same runtime dir: refused before it touches anything there. Before,
+    it re-pointed the running fleet's `logs` link at its own state dir (the first fleet's `logs
+    NODE` then found nothing), and only then met the sockets in use."""
+    first = Orchestrator(fleet(tmp_path, node("a"), state_dir=tmp_path / "one", spares=0))
+    link = first.runtime_dir / "logs"
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(first.run)
+            with pytest.raises(
+                StateDirError, match=f"runtime dir {first.runtime_dir} is in use by a running"
+            ):
+                Orchestrator(fleet(tmp_path, node("b"), state_dir=tmp_path / "two", spares=0))
+            assert os.readlink(link) == str(tmp_path / "one" / "logs")
+            await first.wait_for("a", NodeState.RUNNING)
+            first.shutdown()
+    # Once the first is down, the runtime dir is free for a fleet with another state dir.
+    Orchestrator(fleet(tmp_path, node("b"), state_dir=tmp_path / "two", spares=0))
+    assert os.readlink(link) == str(tmp_path / "two" / "logs")

@@ -599,3 +599,22 @@ def test_a_context_the_garbage_collector_finds_unclosed_never_hangs_the_process(
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["collected", "terminated"]
     assert "Unclosed context" in done.stderr  # still reported, as pyzmq reports it
+
+
+def test_a_process_exiting_with_a_context_it_never_terminated_exits_at_once(tmp_path):
+    """The context is collected while the interpreter finalizes, where no thread can start: its
+    clean-up used to start one to terminate it, and that start hung the exit for good (a second
+    `up` refused on a runtime dir in use never returned)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, zmq\n"
+        "from orchestrator.transport import new_context\n"
+        "ctx = new_context()\n"
+        f"ctx.socket(zmq.ROUTER).bind('ipc://{tmp_path}/r.sock')\n"
+        "sys.exit(3)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, timeout=30, capture_output=True)
+    assert done.returncode == 3, done.stderr

@@ -136,8 +136,12 @@ class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
 
     async def _run(self, task_status) -> bool:
         ctx = new_context()
-        router_sock = node_router(ctx, self.node_endpoint)
-        pub_sock = event_pub(ctx, self.event_endpoint)
+        try:
+            router_sock = node_router(ctx, self.node_endpoint)
+            pub_sock = event_pub(ctx, self.event_endpoint)
+        except BaseException:  # e.g. the runtime dir is in use: nothing of ours stays open
+            ctx.destroy(linger=0)
+            raise
         self._router = TrioSocket(router_sock)
         self._publisher = self.relay.publisher = SequencedPublisher(pub_sock)
         try:

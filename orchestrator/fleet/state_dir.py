@@ -39,10 +39,12 @@ import logging
 import os
 import shlex
 import shutil
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from orchestrator.journal.journal import journal_path
+from orchestrator.transport import EndpointError, ipc_path_in_use
 
 log = logging.getLogger("orchestrator")
 
@@ -99,8 +101,10 @@ def _link_logs(link: Path, target: Path) -> Path:
     if link.is_symlink():
         if os.readlink(link) == str(target):
             return link
+        _refuse_if_in_use(link)
         link.unlink()
     elif link.is_dir():
+        _refuse_if_in_use(link)  # a running orchestrator's own logs dir (state dir = runtime dir)
         for item in link.iterdir():
             dest = target / item.name
             if dest.exists():
@@ -109,6 +113,23 @@ def _link_logs(link: Path, target: Path) -> Path:
         link.rmdir()
     link.symlink_to(target, target_is_directory=True)
     return link
+
+
+def _refuse_if_in_use(link: Path) -> None:
+    """Never re-point the logs link of a runtime dir whose orchestrator runs: its fleet's ``logs``
+    would then read another state dir's. A second orchestrator on that runtime dir is refused at
+    its bind anyway; this keeps it from changing anything before."""
+    sock = link.parent / "nodes.sock"
+    try:
+        in_use = stat.S_ISSOCK(os.lstat(sock).st_mode) and ipc_path_in_use(sock)
+    except (OSError, EndpointError):
+        in_use = False  # nothing there, or nothing we can tell: the bind decides
+    if in_use:
+        where = os.readlink(link) if link.is_symlink() else link
+        raise StateDirError(
+            f"the runtime dir {link.parent} is in use by a running orchestrator (its logs are in "
+            f"{where}); stop it (`orchestrator down`) or give this fleet its own runtime_dir"
+        )
 
 
 LOCK_FILE = ".lock"

@@ -35,6 +35,7 @@ from .runtime_dir import (
     ensure_runtime_dir,
     ipc_endpoint,
     ipc_path,
+    ipc_path_in_use,
     remove_ipc_file,
 )
 from .sequencing import GapDetector, SequencedPublisher, SequenceHeaderError, pack_header, unpack_header
@@ -81,6 +82,7 @@ __all__ = [
     "generate_keypair",
     "ipc_endpoint",
     "ipc_path",
+    "ipc_path_in_use",
     "load_public_key",
     "load_server_keys",
     "new_context",

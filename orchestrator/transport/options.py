@@ -16,6 +16,7 @@ Why these options:
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class _Context(zmq.Context):
             for sock in list(self._sockets or ()):
                 if not sock.closed:
                     sock.close(linger=0)
+            if sys.is_finalizing():
+                return  # no thread can start now (that start hung the exit); the exit frees it all
             threading.Thread(target=self.term, name="zmq-context-term", daemon=True).start()
         except Exception:  # the interpreter is shutting down: the process's exit frees it all
             pass

@@ -17,7 +17,6 @@ of another *live* orchestrator.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import socket
@@ -117,22 +116,31 @@ def claim_ipc_path(path: str | os.PathLike) -> None:
         return
     if not stat.S_ISSOCK(st.st_mode):
         raise EndpointError(f"{path} exists and is not a socket; remove it or choose another endpoint name")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(os.fspath(path))
-    except ConnectionRefusedError:
+    if not ipc_path_in_use(path):
         path.unlink(missing_ok=True)
         return
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT,):
-            return
-        raise EndpointError(f"cannot check whether {path} is in use: {exc}") from None
-    finally:
-        probe.close()
     raise EndpointInUseError(
         f"{path} is in use by another live process (another orchestrator on the same runtime dir?); "
         "stop it or use another runtime dir"
     )
+
+
+def ipc_path_in_use(path: str | os.PathLike) -> bool:
+    """True if a live process listens on the unix socket ``path`` (False: none, or a stale file).
+
+    A ``connect`` tells the two apart: a live listener accepts, a file left by a dead process gives
+    ``ECONNREFUSED``. Raises :class:`EndpointError` if it cannot tell.
+    """
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except OSError as exc:
+        raise EndpointError(f"cannot check whether {path} is in use: {exc}") from None
+    finally:
+        probe.close()
+    return True
 
 
 def remove_ipc_file(endpoint: str) -> None:
