@@ -313,6 +313,9 @@ async def test_restart_intensity_exceeded_fails_the_node_and_others_carry_on(tmp
         assert orch.node_status("healthy").state is NodeState.RUNNING
         assert orch.node_status("healthy").incarnation == 1
         assert await orch.command("healthy", "ping") == "pong"
+        # An operator's stop of the given-up node keeps it down, as `stop --help` says: STOPPED.
+        assert (await orch.stop_node("broken")).state is NodeState.STOPPED
+        assert "StrategyStartError" in orch.node_status("broken").last_exit
 
 
 async def test_garbage_truncated_and_oversized_frames_leave_everything_running(tmp_path, running):
@@ -359,6 +362,7 @@ async def test_shutdown_stops_every_node_and_spare_cleanly(tmp_path):
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
         assert not (orch.runtime_dir / "nodes.sock").exists()
+        assert not (orch.runtime_dir / "lifelines").exists()  # as the docs say: only while it runs
 
 
 async def test_a_child_that_cannot_be_started_fails_its_node_and_the_orchestrator_carries_on(tmp_path):

@@ -181,6 +181,10 @@ class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
             remove_ipc_file(self.node_endpoint)
             remove_ipc_file(self.event_endpoint)
             remove_prepare_file(self.runtime_dir)
+            lifelines = self._children.lifeline_dir
+            if lifelines is not None:
+                with contextlib.suppress(OSError):  # not empty: a child we could not reap
+                    lifelines.rmdir()
         return bool(self.clean_shutdown)
 
     def _keep_runtime_dir(self, router_sock, pub_sock, prepare_path: Path | None) -> None:
@@ -315,7 +319,10 @@ class Orchestrator(NodeAssignment, NodeDeaths, NodeWire):
 
     async def _stop_node(self, node_id: str) -> NodeStatus:
         status = self.node_status(node_id)
-        if status.state in (NodeState.STOPPED, NodeState.PENDING, NodeState.FAILED):
+        if status.state in (NodeState.STOPPED, NodeState.PENDING):
+            return status
+        if status.state is NodeState.FAILED:  # given up on: stopped now, as `stop --help` says
+            self._move(status, Transition.STOP)
             return status
         if status.state is NodeState.STOPPING:  # a stop already under way (the shutdown's): its end
             return await self.wait_for(node_id, NodeState.STOPPED, NodeState.FAILED)

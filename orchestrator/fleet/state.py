@@ -50,6 +50,7 @@ TRANSITIONS = MappingProxyType(
         (NodeState.CRASHED, Transition.RETRY): NodeState.RESTARTING,
         (NodeState.CRASHED, Transition.GIVE_UP): NodeState.FAILED,
         (NodeState.CRASHED, Transition.STOP): NodeState.STOPPED,
+        (NodeState.FAILED, Transition.STOP): NodeState.STOPPED,  # an operator's "keep it down"
         (NodeState.RESTARTING, Transition.START): NodeState.STARTING,
         (NodeState.RESTARTING, Transition.STOP): NodeState.STOPPED,
     }
