@@ -207,8 +207,18 @@ def test_publish_counts_and_handler_exception_propagates(bus):
     assert bus.pub_count == 2
 
 
-def test_a_raising_handler_does_not_keep_the_message_from_the_others(bus):
-    """A strategy's bug must not starve the portfolio or the stream of an event (they run after it)."""
+@pytest.mark.parametrize("kind", ["MessageBus", "StreamingBus"])
+def test_a_raising_handler_does_not_keep_the_message_from_the_others(kind):
+    """A strategy's bug must not starve the portfolio or the stream of an event (they run after it).
+    The live node's StreamingBus inlines publish: it must behave the same, its tap included."""
+    from node.live.streaming import StreamingBus
+
+    tapped = []
+    if kind == "MessageBus":
+        bus = MessageBus("TRADER-001", TestClock(1_000))
+    else:
+        bus = StreamingBus("TRADER-001", TestClock(1_000))
+        bus.set_tap(lambda topic, msg: tapped.append(msg), ("*",))
     got = []
 
     def bad(msg):
@@ -226,6 +236,7 @@ def test_a_raising_handler_does_not_keep_the_message_from_the_others(bus):
         bus.publish("t", 1)
     assert got == [1, ("after bad", 1), ("after worse", 1)]
     assert info.value.__notes__ == ["another handler of 't' failed too: ValueError: second bug"]
+    assert tapped == ([] if kind == "MessageBus" else [1])
 
 
 @pytest.mark.parametrize("topic", ["", "data.*", "a?b"])

@@ -49,7 +49,7 @@ import anyio
 
 from node.live.errors import StreamOverflow
 from node.model.events import to_plain
-from node.msgbus.bus import MessageBus, topic_matches
+from node.msgbus.bus import MessageBus, deliver_rest, topic_matches
 
 DEFAULT_STREAM_PATTERNS = ("events.order.*", "events.position.*", "events.account.*", "events.system.*")
 """Order, position, account and system/component events (what the orchestrator journals)."""
@@ -114,8 +114,13 @@ class StreamingBus(MessageBus):
         handlers = self._cache.get(topic)
         if handlers is None:
             handlers = self._cache_topic(topic)
-        for handler in handlers:
-            handler(msg)
+        remaining = iter(handlers)
+        try:
+            for handler in remaining:
+                handler(msg)
+        except Exception as first:
+            deliver_rest(remaining, topic, msg, first)
+            raise
 
     def _tap_topic(self, topic: str) -> bool:
         """First sight of a topic: does the tap see it? (decided once per topic and cached)."""

@@ -126,6 +126,16 @@ def _check_pattern(pattern: object, what: str) -> str:
     return pattern
 
 
+def deliver_rest(remaining, topic: str, msg: Any, first: Exception) -> None:
+    """After a handler raised ``first``: deliver ``msg`` to the ``remaining`` handlers anyway,
+    adding each later failure to ``first`` as a note (the caller then re-raises ``first``)."""
+    for handler in remaining:
+        try:
+            handler(msg)
+        except Exception as later:
+            first.add_note(f"another handler of {topic!r} failed too: {type(later).__name__}: {later}")
+
+
 class MessageBus:
     """Per-trader bus. ``clock`` only needs ``timestamp_ns()``; it stamps requests and responses."""
 
@@ -178,18 +188,12 @@ class MessageBus:
         handlers = self._cache.get(topic)
         if handlers is None:
             handlers = self._cache_topic(topic)
-        remaining = iter(handlers)  # the slow path below resumes after the handler that raised
+        remaining = iter(handlers)  # on an exception, the rest are served from where it stopped
         try:
             for handler in remaining:
                 handler(msg)
         except Exception as first:
-            for handler in remaining:
-                try:
-                    handler(msg)
-                except Exception as later:
-                    first.add_note(
-                        f"another handler of {topic!r} failed too: {type(later).__name__}: {later}"
-                    )
+            deliver_rest(remaining, topic, msg, first)
             raise
 
     def subscribe(self, topic_pattern: str, handler: Handler, priority: int = 0) -> None:
