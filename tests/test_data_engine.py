@@ -342,6 +342,38 @@ def test_aggregation_continues_until_the_last_subscriber_leaves():
     assert len(received) == 1
 
 
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [
+        (DataKind.QUOTES, "quotes of USD/JPY.SIM"),
+        (DataKind.TRADES, "trades of USD/JPY.SIM"),
+        (DataKind.BARS, "USD/JPY.SIM-1-MINUTE-MID-EXTERNAL bars"),
+    ],
+)
+def test_market_data_of_an_unknown_instrument_is_refused_and_can_be_retried(kind, what):
+    # Quotes, trades and bars (external ones too) of an instrument the node does not have
+    # would never come: refused like internally aggregated bars, nothing recorded.
+    h = Harness()
+    client_calls: list = []
+
+    class RecordingDataClient:
+        def subscribe(self, kind, key) -> None:
+            client_calls.append((kind, key))
+
+    h.engine.register_client(RecordingDataClient())
+    unknown = default_fx_pair("USD/JPY", "SIM", price_precision=3)
+    key = unknown.id
+    if kind == DataKind.BARS:
+        key = BarType(unknown.id, BarSpecification(1, BarAggregation.MINUTE, PriceType.MID))  # EXTERNAL
+    with pytest.raises(DataEngineError, match=f"cannot subscribe to {what}.*USD/JPY.SIM is not in the cache"):
+        h.engine.execute(Subscribe(kind, key, "A", 0))
+    assert h.engine.subscribed(kind) == [] and client_calls == []
+
+    h.cache.add_instrument(unknown)
+    h.engine.execute(Subscribe(kind, key, "A", 0))
+    assert h.engine.subscribed(kind) == [key] and client_calls == [(kind, key)]
+
+
 def test_aggregation_for_an_unknown_instrument_raises_and_can_be_retried():
     h = Harness()
     unknown = default_fx_pair("USD/JPY", "SIM", price_precision=3)

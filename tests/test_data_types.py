@@ -8,7 +8,12 @@ from hypothesis import strategies as st
 
 from node.model.data import Bar, BarSpecification, BarType, QuoteTick, TradeTick
 from node.model.enums import AggregationSource, AggressorSide, BarAggregation, PriceType
-from node.model.errors import InvalidDataError, InvalidTimestampError, InvalidValueError
+from node.model.errors import (
+    InvalidDataError,
+    InvalidTimestampError,
+    InvalidValueError,
+    NonPositivePriceError,
+)
 from node.model.identifiers import InstrumentId, TradeId
 from node.model.objects import Price, Quantity
 from node.model.timestamps import UNIX_NANOS_MAX, check_unix_nanos, format_iso8601, parse_timestamp
@@ -106,6 +111,24 @@ def test_quote_rejects_precision_mismatch():
         quote(bid="1.1000", ask="1.10020")
 
 
+@pytest.mark.parametrize(
+    "bid, ask, field",
+    [
+        ("0.00000", "1.10020", "bid_price"),
+        ("-1.09000", "1.10020", "bid_price"),
+        ("1.10000", "0.00000", "ask_price"),
+    ],
+)
+def test_quote_rejects_a_price_at_or_below_zero(bid, ask, field):
+    # Every instrument kind here (fx, crypto spot, equities) is priced above zero.
+    with pytest.raises(
+        NonPositivePriceError, match=f"QuoteTick EUR/USD.SIM: {field} must be positive"
+    ) as info:
+        quote(bid=bid, ask=ask)
+    assert info.value.field == field
+    assert quote(bid="1.10030", ask="1.10020").bid_price > px("1.10020")  # crossed is still accepted
+
+
 # ------------------------------------------------------------------ TradeTick
 
 
@@ -124,6 +147,13 @@ def test_trade_rejects_wrong_types(field, value):
 def test_trade_rejects_bad_timestamps(ts):
     with pytest.raises(InvalidTimestampError):
         trade(ts_event=ts)
+
+
+@pytest.mark.parametrize("price", ["0.00000", "-0.00001"])
+def test_trade_rejects_a_price_at_or_below_zero(price):
+    with pytest.raises(NonPositivePriceError, match="TradeTick EUR/USD.SIM: price must be positive") as info:
+        trade(price=px(price))
+    assert info.value.field == "price"
 
 
 def test_trade_normalizes_aggressor_side():
@@ -146,6 +176,21 @@ def test_trade_normalizes_aggressor_side():
 def test_bar_rejects_inconsistent_ohlc(o, h, low, c):
     with pytest.raises(InvalidDataError, match="inconsistent OHLC"):
         bar(o, h, low, c)
+
+
+@pytest.mark.parametrize(
+    "o, h, low, c, field",
+    [
+        ("0.00000", "1.10050", "0.00000", "1.10000", "open"),
+        ("1.10000", "1.10050", "-0.00001", "1.10000", "low"),
+        ("0.00000", "0.00000", "0.00000", "0.00000", "open"),
+        ("-2.00000", "-1.00000", "-2.00000", "-1.00000", "open"),
+    ],
+)
+def test_bar_rejects_a_price_at_or_below_zero(o, h, low, c, field):
+    with pytest.raises(NonPositivePriceError, match=f"{field} must be positive") as info:
+        bar(o, h, low, c)
+    assert info.value.field == field
 
 
 def test_flat_bar_is_valid():

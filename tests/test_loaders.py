@@ -171,6 +171,41 @@ def test_not_finite(tmp_path, value):
     assert "not finite" in err.reason
 
 
+@pytest.mark.parametrize(
+    "prices, field, value",
+    [
+        ("0,1.1", "bid", "0"),
+        ("0.00000,1.1", "bid", "0.00000"),
+        ("-1.09,1.1", "bid", "-1.09"),
+        ("1.1,0", "ask", "0"),
+        ("1.1,-0.00001", "ask", "-0.00001"),
+        ("0.000001,1.1", "bid", "0.000001"),  # rounds to 0 at the instrument's 5 decimals
+    ],
+)
+def test_non_positive_quote_price(tmp_path, prices, field, value):
+    # No instrument kind here trades at or below zero: such a row is corrupt, like a NaN.
+    crossed = f"{T0},1.10030,1.10020,1,1\n"  # bid above ask: real feeds have them, still accepted
+    text = QUOTE_HEADER + GOOD_QUOTE + crossed + f"{T0},{prices},1,1\n"
+    err = expect_error(lambda: load_quotes_text(tmp_path, text), row=3, field=field)
+    assert err.reason == f"not positive: {value!r}; a price must be above zero (corrupt data)"
+
+
+@pytest.mark.parametrize(
+    "ohlc, field",
+    [
+        ("0,1.2,0,1.1", "open"),
+        ("1.1,1.2,0,1.1", "low"),
+        ("-1.1,1.2,-1.2,1.1", "open"),
+        ("0,0,0,0", "open"),
+        ("1.1,1.2,-1.0,-0.5", "low"),
+    ],
+)
+def test_non_positive_bar_price(tmp_path, ohlc, field):
+    text = "timestamp,open,high,low,close\n60,1.1,1.2,1.0,1.1\n" + f"120,{ohlc}\n"
+    err = expect_error(lambda: load_bars_text(tmp_path, text), row=2, field=field)
+    assert err.reason.startswith("not positive")
+
+
 def test_missing_value(tmp_path):
     err = expect_error(
         lambda: load_quotes_text(tmp_path, QUOTE_HEADER + f"{T0},1.1,1.2, ,1\n"), row=1, field="bid_size"
@@ -382,6 +417,26 @@ def test_parquet_bad_rows_are_reported_like_csv(tmp_path):
     pq.write_table(pa.table({"timestamp": [T0], "bid": [None], "ask": [1.2]}), path)
     with pytest.raises(DataLoadError, match="row 1, field 'bid': missing value"):
         load_quotes_parquet(path, INSTRUMENT)
+
+
+def test_parquet_non_positive_prices_are_reported_like_csv(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "q.parquet"
+    pq.write_table(pa.table({"timestamp": [T0, T0], "bid": [1.1, 1.1], "ask": [1.2, -1.09]}), path)
+    with pytest.raises(DataLoadError) as info:
+        load_quotes_parquet(path, INSTRUMENT)
+    assert (
+        str(info.value)
+        == f"{path} row 2, field 'ask': not positive: -1.09; a price must be above zero (corrupt data)"
+    )
+
+    bars = tmp_path / "b.parquet"
+    ohlc = {"open": [1.1, 1.1], "high": [1.2, 1.2], "low": [1.0, 0.0], "close": [1.1, 1.1]}
+    pq.write_table(pa.table({"timestamp": [60, 120], **ohlc}), bars)
+    with pytest.raises(DataLoadError) as info:
+        load_bars_parquet(bars, BAR_TYPE, INSTRUMENT)
+    assert (info.value.row, info.value.field) == (2, "low")
 
 
 def test_parquet_missing_columns_are_named(tmp_path):

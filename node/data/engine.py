@@ -16,6 +16,8 @@ from node.data.aggregation import TimeBarAggregator
 from node.data.messages import DataKind, Subscribe, Unsubscribe, bars_topic, quotes_topic, trades_topic
 from node.model.data import Bar, QuoteTick, TradeTick
 
+_MARKET_DATA = (DataKind.QUOTES, DataKind.TRADES, DataKind.BARS)  # keyed by (a bar type's) instrument
+
 
 class DataEngineError(Exception):
     """A data command the engine cannot carry out (e.g. bars for an unknown instrument)."""
@@ -93,13 +95,30 @@ class DataEngine(Component):
         if subscribers:
             subscribers.add(cmd.subscriber)
             return
-        # First subscriber: set up the aggregator before recording the subscription, so a
-        # subscription that fails (unknown instrument) leaves no trace and can be retried.
+        # First subscriber: check the instrument (and set up the aggregator) before recording
+        # the subscription, so one that fails leaves no trace and can be retried.
+        if cmd.kind in _MARKET_DATA:
+            self._need_instrument(cmd.kind, cmd.key)
         if cmd.kind == DataKind.BARS and cmd.key.is_internally_aggregated:
             self._start_aggregator(cmd.key)
         self._subscribers[key] = {cmd.subscriber}
         for client in self._clients:
             client.subscribe(cmd.kind, cmd.key)
+
+    def _need_instrument(self, kind: DataKind, key) -> None:
+        """Refuse market data of an instrument the node does not have (no data would ever come).
+
+        A strategy subscribed to a mistyped or unconfigured instrument would otherwise wait
+        forever, silently; refused here, the node's start-up fails at its 'strategies' step
+        naming the instrument, the same way for quotes, trades and bars.
+        """
+        iid = key.instrument_id if kind == DataKind.BARS else key
+        if self._cache.instrument(iid) is None:
+            what = f"{key} bars" if kind == DataKind.BARS else f"{kind.name.lower()} of {iid}"
+            raise DataEngineError(
+                f"cannot subscribe to {what}: instrument {iid} is not in the cache (not configured, "
+                "or no venue lists it); add it first"
+            )
 
     def _unsubscribe(self, cmd: Unsubscribe) -> None:
         key = (cmd.kind, cmd.key)

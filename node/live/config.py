@@ -39,7 +39,7 @@ from node.backtest.config import (
 from node.live.queues import OverflowPolicy
 from node.live.random_walk import RandomWalkConfig
 from node.live.replay import ReplayConfig
-from node.live.streaming import DEFAULT_STREAM_PATTERNS
+from node.live.streaming import DEFAULT_STREAM_PATTERNS, MIN_STREAM_CAPACITY
 from node.risk.engine import RiskConfig
 from node.system.kernel import Environment
 
@@ -215,6 +215,12 @@ def load_node_config(doc: dict, base_dir: Path | str = ".") -> TradingNodeConfig
         ),
         stream_capacity=q.positive("stream_capacity", int, 100_000),
     )
+    if queues.stream_capacity < MIN_STREAM_CAPACITY:  # see there: what a start publishes at once
+        raise ConfigError(
+            q.key("stream_capacity"),
+            f"must be at least {MIN_STREAM_CAPACITY}, got {queues.stream_capacity}: a node's start "
+            "publishes several messages at once (2 per strategy), more than a smaller buffer holds",
+        )
     q.done()
     n.done()
     s = _Reader(root.get("streaming", dict, {}), "streaming")

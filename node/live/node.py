@@ -154,13 +154,15 @@ class TradingNode(NodeBuilding, NodeRunning, NodeStopping, NodeDisposal):
     def _move(self, trigger: NodeTrigger, reason: str = "") -> NodeState:
         state = self._fsm.trigger(trigger)
         self._log.info(f"{state.value}{f' ({reason})' if reason else ''}")
-        self.kernel.msgbus.publish(
-            NODE_TOPIC, NodeStateChanged(self.node_id, state, self.clock.timestamp_ns(), reason)
-        )
-        event = self._state_event
-        if event is not None and threading.get_ident() == self._loop_thread:
-            self._state_event = None
-            event.set()
+        try:
+            self.kernel.msgbus.publish(
+                NODE_TOPIC, NodeStateChanged(self.node_id, state, self.clock.timestamp_ns(), reason)
+            )
+        finally:  # the state has changed even if a subscriber raised: whoever waits must see it
+            event = self._state_event
+            if event is not None and threading.get_ident() == self._loop_thread:
+                self._state_event = None
+                event.set()
         return state
 
     async def wait_for_state(self, *states: NodeState) -> NodeState:

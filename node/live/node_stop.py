@@ -79,15 +79,23 @@ class NodeStopping:
         self._log.exception("a liveness listener failed", exc)
 
     async def _shutdown(self) -> None:
+        # The stop must reach STOPPED whatever went wrong before it (a start-up that failed
+        # half-way, a stream buffer left full): the stream takes the stop's messages beyond its
+        # capacity, and a transition whose publish raises (a subscriber's bug) is a problem
+        # recorded, not an end to the stop. The error that caused the stop stays ``failure``.
+        self.stream.lift_capacity_for_stop()
         self.stream.release_commits()  # a start that failed or was cancelled: flush what it published
         if self.state in _ACTIVE:
-            self._move(NodeTrigger.STOP, self.stop_reason or "event loop ended")
+            self._move_while_stopping(NodeTrigger.STOP, self.stop_reason or "event loop ended")
         for scope in (self._startup_scope, self._streams_scope):
             if scope is not None:
                 scope.cancel()
-        await self.sequences.stop()
+        try:
+            await self.sequences.stop()
+        except Exception as exc:  # the steps record their own problems; this is a bug's last resort
+            self.sequences.problem(f"the stop steps failed: {type(exc).__name__}: {exc}")
         self.queues.close()  # the sentinel: each drain task ends after its queue's last item
-        self._move(NodeTrigger.STOP_COMPLETED, self.stop_reason)
+        self._move_while_stopping(NodeTrigger.STOP_COMPLETED, self.stop_reason)
         if self.stream.enabled:
             if not self.sequences.workers_gone:
                 await self.sequences.bounded(
@@ -95,3 +103,12 @@ class NodeStopping:
                 )
             self.stream.close()
             self.stream.detach(self.kernel.msgbus)
+
+    def _move_while_stopping(self, trigger: NodeTrigger, reason: str) -> None:
+        """A stop transition: the state changes even if publishing it raises (then a problem)."""
+        try:
+            self._move(trigger, reason)
+        except Exception as exc:
+            self.sequences.problem(
+                f"publishing the node's {trigger.name} transition failed: {type(exc).__name__}: {exc}"
+            )

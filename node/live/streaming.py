@@ -19,7 +19,9 @@ other dataclasses), so msgpack can encode it as is. The sink may be a plain func
 coroutine function; the port awaits it before handing the next message, so a slow sink applies
 backpressure: the node's drain tasks pause while the buffer is above half full (see
 :meth:`StreamingPort.wait_room`), and only if one kernel step alone overfills it does the node
-stop with :class:`StreamOverflow` (never a silent drop).
+stop with :class:`StreamOverflow` (never a silent drop). A node's start publishes a burst in one
+step too (``MIN_STREAM_CAPACITY``), and its stop is never refused for want of room
+(:meth:`StreamingPort.lift_capacity_for_stop`).
 
 **The record fast path.** A host that turns every message into its own record anyway (the
 orchestrator's child packs it into a wire event) would pay for two objects per message.
@@ -55,6 +57,19 @@ DEFAULT_STREAM_PATTERNS = ("events.order.*", "events.position.*", "events.accoun
 """Order, position, account and system/component events (what the orchestrator journals)."""
 
 Sink = Callable[[dict], Any]
+
+MIN_STREAM_CAPACITY = 256
+"""The smallest ``node.queues.stream_capacity`` the config loader accepts.
+
+A node's start publishes in bursts the stream task cannot drain in between (one kernel step
+each): starting the engines, then every strategy's STARTING and RUNNING in one loop. Measured
+on the sandbox example with a sink that yields on every message (2026-12-08), the smallest
+capacity a start gets through with is 8 for one strategy and 26 for ten (2 more per strategy);
+with a state store, whose commits are held until the node is RUNNING, 12 and 30. 256 holds the
+start of more than 100 strategies with a store, and costs nothing until used. The Python API
+(``QueueConfig``, ``StreamingPort``) still takes any capacity >= 1, for tests and for hosts
+that know their bursts.
+"""
 
 TAKE_MAX = 256
 """Records per ``take_records`` call at most (one list of them is built per call)."""
@@ -187,6 +202,7 @@ class StreamingPort:
         self._durable_seq = 0
         self._handed_seq = 0
         self._holding = False  # see hold_commits
+        self._stopping = False  # see lift_capacity_for_stop
 
     @property
     def sink(self) -> Sink | RecordSink | None:
@@ -231,17 +247,38 @@ class StreamingPort:
         if recorder is not None:
             recorder(seq, topic, type_name, msg, data)
         items = self._items
-        if len(items) >= self._capacity:  # never drops: full is the host's sink not keeping up
-            raise StreamOverflow(
-                f"the external stream buffer is full ({self._capacity} messages): the host's sink "
-                f"does not keep up (message {seq} on {topic} could not be buffered). Make the sink "
-                "faster or raise queues.stream_capacity"
-            )
         items.append(self._record(seq, topic, type_name, data))
         readable = self._readable
         if readable is not None and (not self._holding or len(items) >= self._high_water):
             self._readable = None
             readable.set()
+        if len(items) > self._capacity and not self._stopping:
+            self._overflow(seq, topic)
+
+    def _overflow(self, seq: int, topic: str) -> None:
+        """Stop the node: one kernel step published more than the buffer holds.
+
+        Never a drop: the message that did not fit is still buffered (its seq is taken, and the
+        recorder has it), so the stream stays gapless and the stop's messages follow it in order.
+        """
+        raise StreamOverflow(
+            f"the external stream buffer is full ({self._capacity} messages): the host's sink "
+            f"does not keep up (message {seq} on {topic} is over the capacity). Make the sink "
+            "faster or raise queues.stream_capacity"
+        )
+
+    def lift_capacity_for_stop(self) -> None:
+        """From the node's stop on, buffer beyond the capacity instead of raising StreamOverflow.
+
+        The stop publishes a bounded number of messages (each component's STOPPING/STOPPED, what
+        strategies cancel), often in one kernel step, and must run to STOPPED whatever the buffer
+        holds: a start-up that failed on an overflow left the buffer full, and raising again from
+        the stop's first publish left the node STOPPING for good (and run_async raising that
+        instead of the start-up's error). Raising would stop nothing then (the node is stopping),
+        and dropping would lose the record of how it stopped; the final flush (``post_stop``)
+        hands them over.
+        """
+        self._stopping = True
 
     @property
     def congested(self) -> bool:
@@ -448,6 +485,7 @@ class StreamingPort:
 
 __all__ = [
     "DEFAULT_STREAM_PATTERNS",
+    "MIN_STREAM_CAPACITY",
     "RecordSink",
     "StreamingBus",
     "StreamingPort",

@@ -1,14 +1,21 @@
 """Market data: QuoteTick, TradeTick, Bar and BarType.
 
 All are immutable after construction and validated there (types, timestamps, sizes,
-bar shape). They are plain ``__slots__`` classes rather than dataclasses because a
-backtest creates millions of them and reads their attributes on every tick.
+bar shape, prices above zero). They are plain ``__slots__`` classes rather than dataclasses
+because a backtest creates millions of them and reads their attributes on every tick.
+
+The constructors are the one place every way in passes through (the CSV and Parquet loaders,
+the live replay and random-walk clients, a venue's stored state, a host's own adapter), so the
+checks live here once. They cost a few comparisons per record when it is made, never on the
+backtest's per-tick path, which only reads records made beforehand. The bulk generators
+(``node.persistence.generators``) bypass the constructors for speed and keep these invariants
+by construction (their walks are floored at one raw unit).
 """
 
 from __future__ import annotations
 
 from node.model.enums import AggregationSource, AggressorSide, BarAggregation, PriceType
-from node.model.errors import InvalidDataError, InvalidValueError
+from node.model.errors import InvalidDataError, InvalidValueError, NonPositivePriceError
 from node.model.identifiers import InstrumentId, TradeId
 from node.model.objects import Price, Quantity
 from node.model.timestamps import NANOS_PER_SECOND, check_unix_nanos
@@ -17,6 +24,13 @@ from node.model.timestamps import NANOS_PER_SECOND, check_unix_nanos
 def _need(value, cls, field: str, owner: str):
     if type(value) is not cls:
         raise InvalidValueError(f"{owner}.{field} must be a {cls.__name__}, got {type(value).__name__}")
+
+
+def _refuse_price(owner: str, instrument, field: str, price: Price) -> None:
+    """Raise for a price at or below zero (corrupt data: nothing here trades at or below 0)."""
+    raise NonPositivePriceError(
+        field, f"{owner} {instrument}: {field} must be positive, got {price} (corrupt data: refused)"
+    )
 
 
 def _need_id(value, owner: str) -> None:
@@ -52,6 +66,10 @@ class QuoteTick(Data):
         _need(bid_size, Quantity, "bid_size", "QuoteTick")
         _need(ask_size, Quantity, "ask_size", "QuoteTick")
         _need_id(instrument_id, "QuoteTick")
+        if bid_price.raw <= 0:
+            _refuse_price("QuoteTick", instrument_id, "bid_price", bid_price)
+        if ask_price.raw <= 0:  # a crossed quote (bid > ask) is allowed: real feeds have them
+            _refuse_price("QuoteTick", instrument_id, "ask_price", ask_price)
         if bid_price.precision != ask_price.precision:
             raise InvalidDataError(
                 f"QuoteTick {instrument_id}: bid precision {bid_price.precision} != ask precision {ask_price.precision}"
@@ -118,6 +136,8 @@ class TradeTick(Data):
         if size.raw == 0:
             raise InvalidDataError(f"TradeTick {instrument_id}: size must be positive")
         _need_id(instrument_id, "TradeTick")
+        if price.raw <= 0:
+            _refuse_price("TradeTick", instrument_id, "price", price)
         try:
             aggressor = AggressorSide(aggressor_side)
         except ValueError:
@@ -240,6 +260,10 @@ class Bar(Data):
         for name, value in (("open", open), ("high", high), ("low", low), ("close", close)):
             _need(value, Price, name, "Bar")
         _need(volume, Quantity, "volume", "Bar")
+        if open.raw <= 0 or high.raw <= 0 or low.raw <= 0 or close.raw <= 0:
+            for name, value in (("open", open), ("high", high), ("low", low), ("close", close)):
+                if value.raw <= 0:
+                    _refuse_price("Bar", bar_type, name, value)
         if not open.precision == high.precision == low.precision == close.precision:
             raise InvalidDataError(
                 f"Bar {bar_type}: open/high/low/close must share one precision, got "

@@ -41,3 +41,17 @@ class InvalidIdentifierError(InvalidValueError):
 
 class InvalidDataError(InvalidValueError):
     """A market data record that is internally inconsistent (e.g. high < low)."""
+
+
+class NonPositivePriceError(InvalidDataError):
+    """A market price at or below zero.
+
+    Every instrument kind the node trades (currency pairs, crypto spot, equities) is priced
+    strictly above zero, so a zero or negative bid, ask, trade price or bar price is corrupt
+    data, not a market. ``field`` names the offending field of the data type (``bid_price``,
+    ``open``...) so a file loader can name the column it came from.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

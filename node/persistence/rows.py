@@ -5,6 +5,10 @@ contract (which columns are required, which optional, what a missing size means)
 row-by-row checks (consistent OHLC, timestamps never going backwards) and the turning of
 a cell error into a ``DataLoadError`` naming file, row and field live here, once, so both
 formats validate identically. The row loops are the hot path of every backtest load.
+
+A price at or below zero is refused by the data types' constructors (``node.model.data``,
+the one place every source of market data passes through); the row loops only translate the
+field that error names into the file's column, so the message reads like the NaN one.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from node.model.data import Bar, BarType, QuoteTick
-from node.model.errors import InvalidValueError
+from node.model.errors import InvalidValueError, NonPositivePriceError
 from node.model.instruments import Instrument
 from node.model.objects import Price, Quantity
 from node.model.timestamps import format_iso8601
@@ -50,6 +54,17 @@ def _column_indices(
             f"found {', '.join(normalized) or 'no columns'}; expected {expected}",
         )
     return {c: normalized.index(c) for c in (*required, *optional) if c in seen}
+
+
+_QUOTE_PRICE_COLUMNS = {"bid_price": "bid", "ask_price": "ask"}  # QuoteTick field -> column
+
+
+def _non_positive(
+    file: str | Path, row: int, cells: Sequence[Any], idx: dict[str, int], column: str
+) -> DataLoadError:
+    return DataLoadError(
+        file, row, column, f"not positive: {cells[idx[column]]!r}; a price must be above zero (corrupt data)"
+    )
 
 
 def _raise_backwards(file: str | Path, row: int, ts: int, last_ts: int) -> NoReturn:
@@ -92,6 +107,8 @@ def _build_quotes(
             append(QuoteTick(iid, bid, ask, bsz, asz, ts, ts))
         except _FieldError as exc:
             raise DataLoadError(file, row, field, str(exc)) from None
+        except NonPositivePriceError as exc:
+            raise _non_positive(file, row, cells, idx, _QUOTE_PRICE_COLUMNS[exc.field]) from None
         except DataLoadError:
             raise
         except InvalidValueError as exc:
@@ -141,6 +158,8 @@ def _build_bars(
             append(Bar(bar_type, o, h, lo, c, vol, ts, ts))
         except _FieldError as exc:
             raise DataLoadError(file, row, field, str(exc)) from None
+        except NonPositivePriceError as exc:  # its field is the column's name (open, high, ...)
+            raise _non_positive(file, row, cells, idx, exc.field) from None
         except DataLoadError:
             raise
         except InvalidValueError as exc:
