@@ -17,9 +17,7 @@ from orchestrator.supervision.policy import RestartPolicy
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def fast_node_doc(
-    seed: int = 1, *, instrument: str = "EUR/USD.SIM", strategy_instrument: str | None = None
-) -> dict:
+def fast_node_doc(seed: int = 1, *, instrument: str = "EUR/USD.SIM") -> dict:
     """A sandbox node that trades within a second: mean reversion on 200 quotes/s."""
     return {
         "node": {"trader_id": f"T-{seed}", "log_level": "ERROR"},
@@ -30,7 +28,7 @@ def fast_node_doc(
             {
                 "path": "node.strategies.quote_mean_reversion:QuoteMeanReversion",
                 "config": {
-                    "instrument_id": strategy_instrument or instrument,
+                    "instrument_id": instrument,
                     "trade_size": 1000,
                     "window": 5,
                     "entry_ticks": 1,

@@ -153,6 +153,14 @@ def test_minimal_config_gets_documented_defaults():
         (with_changes(streaming={"patterns": [""]}), "streaming.patterns[0]"),
         (with_changes(strategies=[]), "strategies"),
         (with_changes(instruments=[{"id": "EUR/USD.OTHER"}]), "instruments[0].id"),
+        (  # a strategy on an instrument the node lacks: refused at load, not at every start
+            with_changes(
+                strategies=[
+                    {**MINIMAL["strategies"][0], "config": {"instrument_id": "GBP/USD.SIM", "trade_size": 1}}
+                ]
+            ),
+            "strategies[0].config.instrument_id",
+        ),
     ],
 )
 def test_config_errors_name_the_key(doc, key):

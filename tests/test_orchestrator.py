@@ -298,10 +298,12 @@ async def test_restart_intensity_exceeded_fails_the_node_and_others_carry_on(tmp
     from orchestrator.supervision.policy import RestartPolicy
     from tests.fleet_support import ROOT, fast_node_doc
 
-    # The strategy trades an instrument the node does not have: start-up fails every time.
+    # The strategy's start fails every time (its config is valid: the node is built each time).
+    doc = fast_node_doc(2)
+    doc["strategies"] = [{"path": "tests.failing_start:FailsToStart"}]
     broken = NodeSpec(
         "broken",
-        fast_node_doc(2, strategy_instrument="GBP/USD.SIM"),
+        doc,
         str(ROOT / "configs"),
         RestartPolicy(max_restarts=2, window_s=60, backoff_initial_s=0.01, backoff_max_s=0.02),
     )
@@ -315,7 +317,7 @@ async def test_restart_intensity_exceeded_fails_the_node_and_others_carry_on(tmp
         assert await orch.command("healthy", "ping") == "pong"
         # An operator's stop of the given-up node keeps it down, as `stop --help` says: STOPPED.
         assert (await orch.stop_node("broken")).state is NodeState.STOPPED
-        assert "StrategyStartError" in orch.node_status("broken").last_exit
+        assert "the venue refused the session" in orch.node_status("broken").last_exit
 
 
 async def test_garbage_truncated_and_oversized_frames_leave_everything_running(tmp_path, running):

@@ -271,6 +271,14 @@ def load_node_config(doc: dict, base_dir: Path | str = ".") -> TradingNodeConfig
                 raise ConfigError(f"data_clients[{i}]", f"instrument {iid} is not in [[instruments]]")
     if not strategies:
         raise ConfigError("strategies", "at least one [[strategies]] table is required")
+    for i, spec in enumerate(strategies):
+        key = f"strategies[{i}]"
+        for iid in _strategy_instruments(spec.load(key)[1]):
+            if iid not in known:
+                raise ConfigError(
+                    f"{key}.config.instrument_id",
+                    f"instrument {iid} is not in [[instruments]] (known: {', '.join(sorted(known)) or 'none'})",
+                )
     return TradingNodeConfig(
         trader_id=trader_id,
         environment=Environment(environment),
@@ -287,6 +295,15 @@ def load_node_config(doc: dict, base_dir: Path | str = ".") -> TradingNodeConfig
         backend=backend,
         state=state,
     )
+
+
+def _strategy_instruments(config) -> tuple[str, ...]:
+    """The instruments a strategy's config names by the usual fields (``instrument_id``,
+    ``instrument_ids``): checked at load, so `validate` finds a typo that would otherwise fail
+    every start of the node at its 'strategies' step, restart after restart."""
+    single = getattr(config, "instrument_id", None)
+    many = getattr(config, "instrument_ids", None) or ()
+    return tuple(str(i) for i in (*((single,) if single is not None else ()), *many))
 
 
 def _state_config(table: dict | None, base_dir: Path) -> StateConfig | None:

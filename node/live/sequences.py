@@ -130,8 +130,9 @@ class NodeSequences:
             except Exception as exc:
                 raise StartupFailed(
                     "strategies",
-                    f"{component.id} failed to start ({type(exc).__name__}: {exc}); it is now "
-                    f"{component.state.name}. Fix its config or the data it needs",
+                    f"{component.id} failed to start ({type(exc).__name__}: {exc}); the component "
+                    f"is {component.state.name}, so the node does not start. Fix the component's "
+                    "config or the data it needs",
                 ) from exc
         self._pending = ["the strategies' subscriptions"]
         await self._queues.wait_idle()
