@@ -98,3 +98,34 @@ def test_usage_errors_exit_2_and_help_has_an_example():
     assert cli("backtest").returncode == 2
     helped = cli("backtest", "--help")
     assert helped.returncode == 0 and "example:" in helped.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "reason"),
+    [
+        (
+            "trade_size = 100000",
+            "trade_size = 100000.5",
+            "strategies[0].config.trade_size",
+            "not a positive multiple of EUR/USD.SIM's size precision",
+        ),
+        (
+            '["1000000 USD"]',
+            '["-1000000 USD"]',
+            "venues[0].starting_balances",
+            "must not be negative",
+        ),
+        ("/eurusd_quotes_1d.csv", "/", "data[0].path", "is a directory"),  # configs/data/
+    ],
+)
+def test_bad_values_found_when_the_run_starts_exit_2_in_one_line(tmp_path, old, new, key, reason):
+    text = (
+        (CONFIGS / "backtest_ema_cross.toml").read_text().replace("data/eurusd", str(CONFIGS / "data/eurusd"))
+    )
+    assert old in text
+    config = tmp_path / "bad.toml"
+    config.write_text(text.replace(old, new))
+    proc = cli("backtest", str(config))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr  # one line, no traceback
+    assert str(config) in proc.stderr and key in proc.stderr and reason in proc.stderr

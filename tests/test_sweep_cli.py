@@ -100,8 +100,14 @@ def _toml(value) -> str:
 
 
 def write_sweep(
-    tmp_path: Path, grid: dict | None = None, runs: list | None = None, name="sweep.toml"
+    tmp_path: Path,
+    grid: dict | None = None,
+    runs: list | None = None,
+    name="sweep.toml",
+    data: Path | None = None,
 ) -> Path:
+    """A sweep file; its data is 3,000 generated quotes, or the CSV file ``data``."""
+    source = [f"path = {json.dumps(str(data))}"] if data else ["[data.generator]", "count = 3000", "seed = 7"]
     lines = [
         "[backtest]",
         'log_level = "ERROR"',
@@ -113,9 +119,7 @@ def write_sweep(
         'id = "EUR/USD.SIM"',
         "[[data]]",
         'instrument_id = "EUR/USD.SIM"',
-        "[data.generator]",
-        "count = 3000",
-        "seed = 7",
+        *source,
         "[[strategies]]",
         f'path = "{STRATEGY}"',
         "[strategies.config]",

@@ -219,3 +219,39 @@ def test_progress_redraws_one_line_on_a_terminal():
     text = out.getvalue()
     assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
     assert "[" + "#" * 24 + "]" in text
+
+
+# -- big sweeps ----------------------------------------------------------------------------------------
+def test_a_sweep_over_the_run_limit_is_refused_before_it_is_expanded(tmp_path):
+    values = ", ".join(str(v) for v in range(2, 102))
+    path = tmp_path / "huge.toml"
+    path.write_text(
+        f'base = "{EXAMPLE.parent / "backtest_ema_cross.toml"}"\n[sweep.grid]\n'
+        f'"{FAST}" = [{values}]\n"{SLOW}" = [{values}]\n"backtest.equity_sample_interval_s" = [{values}]\n'
+    )
+    with pytest.raises(
+        SweepConfigError, match=r"makes 1,000,000 runs \(100 x 100 x 100\).*--max-runs"
+    ) as exc:
+        load_sweep(path)  # at once; expanding and checking the million runs took minutes
+    assert exc.value.key == "sweep.grid" and "100,000" in exc.value.reason
+    with pytest.raises(SweepConfigError, match="makes 9 runs"):
+        load_sweep(EXAMPLE, max_runs=8)
+    assert len(load_sweep(EXAMPLE, max_runs=9).plan.runs) == 9
+
+
+def test_planning_notice_is_silent_when_quick_then_throttled():
+    from orchestrator.sweep.progress import PlanningNotice
+
+    now = [0.0]
+    out = io.StringIO()
+    notice = PlanningNotice(out, after_s=0.5, interval_s=2.0, clock=lambda: now[0])
+    notice("runs resolved", 1, 100)  # quick so far: nothing
+    now[0] = 0.6
+    notice("runs resolved", 40, 100)
+    now[0] = 1.0
+    notice("runs resolved", 60, 100)  # within the interval
+    notice("runs resolved", 100, 100)  # a stage's end always
+    assert out.getvalue().splitlines() == [
+        "sweep: planning: 40/100 runs resolved",
+        "sweep: planning: 100/100 runs resolved",
+    ]

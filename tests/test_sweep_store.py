@@ -168,3 +168,50 @@ def test_heatmap_png_for_a_two_parameter_grid(tmp_path):
     path = write_heatmap(tmp_path, plan, _grid_rows(plan)[:-2], "sharpe")  # one grid run missing
     assert path == tmp_path / "heatmap_sharpe.png"
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def _png_size(path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]  # signature, IHDR length and type, then width and height
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_heatmap_is_skipped_with_a_note_beyond_40_values_on_an_axis(tmp_path):
+    from orchestrator.sweep.heatmap import skip_reason, write_heatmap
+
+    plan = build_plan(BASE, {FAST: [9], SLOW: list(range(41))}, [])
+    assert skip_reason(plan) == (
+        "heatmap skipped: the grid is 1 x 41 values, more than 40 on an axis can be drawn readably; "
+        "every value is in results.csv"
+    )
+    assert write_heatmap(tmp_path, plan, _grid_rows(plan), "sharpe") is None
+    assert list(tmp_path.iterdir()) == []
+    assert skip_reason(build_plan(BASE, {FAST: [9], SLOW: list(range(40))}, [])) is None
+
+
+def test_a_large_heatmap_stays_a_readable_size(tmp_path):
+    pytest.importorskip("matplotlib")
+    from orchestrator.sweep.heatmap import write_heatmap
+
+    plan = build_plan(BASE, {FAST: list(range(30)), SLOW: list(range(40))}, [])
+    path = write_heatmap(tmp_path, plan, _grid_rows(plan), "sharpe")
+    width, height = _png_size(path)
+    assert width <= 1800 and height <= 1400, (width, height)  # was 4,520 x 2,500 px
+
+
+def test_a_version_1_store_is_upgraded_and_its_runs_kept(tmp_path):
+    from orchestrator.sweep.store import ATTEMPT_COLUMNS, RUN_COLUMNS
+
+    con = sqlite3.connect(tmp_path / FILENAME)
+    old_runs = [c for c in RUN_COLUMNS if c[0] != "data_digest"]
+    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    con.execute(f"CREATE TABLE runs ({', '.join(f'{n} {t}' for n, t in old_runs)})")
+    con.execute(
+        f"CREATE TABLE attempts ({', '.join(f'{n} {t}' for n, t in ATTEMPT_COLUMNS)}, PRIMARY KEY (run_id, attempt))"
+    )
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.commit()
+    con.close()
+    store = ResultsStore.open(tmp_path, resume=True)
+    store.record(outcome("a"), {FAST: 1}, data_digest="d1")
+    assert store.stored() == {"a": ("ok", "d1")}
+    store.close()

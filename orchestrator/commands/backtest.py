@@ -20,8 +20,12 @@ example:
   orchestrator backtest configs/backtest_ema_cross.toml
   orchestrator backtest configs/backtest_mean_reversion.toml --json | jq .stats
 
-exit status: 0 ok, 1 the backtest failed while running, 2 invalid config or usage.
+exit status: 0 ok, 1 the backtest failed while running, 2 invalid config or usage (also a bad
+value found only once the run starts: a trade_size the instrument's size precision cannot
+hold, negative starting balances, a data path that is a directory), 130 interrupted (Ctrl-C).
+A closed stdout (| head) stops the output, not the exit status: nothing more is printed.
 """
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process that Ctrl-C killed
 
 
 def add_parser(subparsers) -> None:
@@ -38,24 +42,49 @@ def _raw():
 
 
 def run(args) -> int:
+    """Ctrl-C anywhere (loading data, mid-run) is one line and exit 130, not a traceback."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _run(args) -> int:
     from node.backtest.config import BacktestRunConfig
     from node.backtest.node import BacktestNode
+    from orchestrator.sweep.config_faults import HeldTracebacks, as_config_error, check_data_paths
+    from orchestrator.sweep.stdout import GuardedStdout
 
     path = Path(args.config)
-    config = load_or_report(path, lambda p: BacktestRunConfig.from_dict(read_toml(p), base_dir=p.parent))
+    config = load_or_report(path, lambda p: _load(BacktestRunConfig, p, check_data_paths))
     if config is None:
         return exit_codes.BAD_USAGE
+    sink = HeldTracebacks(_stderr_line)
     try:
-        result = BacktestNode([config], log_sink=_stderr_line).run_one(config)
-    except Exception as exc:  # the job failed: say why, exit 1
+        result = BacktestNode([config], log_sink=sink).run_one(config)
+    except Exception as exc:
+        bad = as_config_error(exc, config)
+        if bad is not None:  # a bad value only the running node could see: config, exit 2
+            sink.drop()
+            print(f"error: {path}: {bad}", file=sys.stderr)
+            return exit_codes.BAD_USAGE
+        sink.release()  # the job failed: say why, exit 1
         print(f"error: backtest {config.run_id} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exit_codes.JOB_FAILED
+    sink.release()
+    out = GuardedStdout()
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, separators=(",", ":"))
-        sys.stdout.write("\n")
+        out.print(json.dumps(result.to_dict(), separators=(",", ":")))
     else:
-        print(result.summary())
+        out.print(result.summary())
     return exit_codes.OK
+
+
+def _load(config_cls, path: Path, check):
+    config = config_cls.from_dict(read_toml(path), base_dir=path.parent)
+    check(config)
+    return config
 
 
 def _stderr_line(line: str) -> None:

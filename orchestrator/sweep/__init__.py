@@ -9,10 +9,14 @@ each idea is one small module:
 - ``plan``: the runs of a sweep (grid and explicit list) and their stable ids;
 - ``spec``: reading a sweep TOML file and validating every run before anything starts;
 - ``store``: the durable SQLite results store (one row per run, committed as each run ends);
+- ``fingerprint``, ``resume``: the data each stored run read, and what ``--resume`` keeps;
+- ``lock``: one sweep at a time per results directory;
 - ``messages``, ``worker``, ``parentdeath``: the worker child process and what crosses its pipe;
 - ``pool``: starting, recycling and replacing worker processes;
 - ``scheduler``: the parent's loop (dispatch, crashes, retries, signals, progress counts);
-- ``progress``, ``report``, ``heatmap``: what the person running the sweep sees.
+- ``progress``, ``report``, ``heatmap``: what the person running the sweep sees;
+- ``stdout``, ``config_faults``: shared with ``backtest``: an output that may be closed, and
+  failures that are config mistakes.
 
 Imports stay lazy here: ``orchestrator --help`` must not pay for the node or SQLite.
 """

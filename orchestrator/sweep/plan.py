@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 
 from orchestrator.sweep import keypath
@@ -79,17 +80,25 @@ def resolve(base_doc: dict, params: dict) -> dict:
     return doc
 
 
-def build_plan(base_doc: dict, grid: dict[str, list], explicit: list[dict]) -> Plan:
+def run_count(grid: dict[str, list], explicit: list[dict]) -> int:
+    """How many parameter sets ``build_plan`` would expand, counted without expanding them."""
+    return (math.prod(len(v) for v in grid.values()) if grid else 0) + len(explicit)
+
+
+def build_plan(base_doc: dict, grid: dict[str, list], explicit: list[dict], on_progress=None) -> Plan:
     """Grid runs first (product order), then the explicit runs; duplicates merged.
 
-    Raises KeyPathError for a path that does not lead anywhere in the base config.
+    ``on_progress(done, total)`` is called after each parameter set. Raises KeyPathError for a
+    path that does not lead anywhere in the base config.
     """
     sets = [("sweep.grid", p) for p in expand_grid(grid)]
     sets += [(f"sweep.runs[{i}]", p) for i, p in enumerate(explicit)]
     runs: list[Run] = []
     seen: set[str] = set()
     duplicates = 0
-    for source, params in sets:
+    for done, (source, params) in enumerate(sets, start=1):
+        if on_progress is not None:
+            on_progress(done, len(sets))
         doc = resolve(base_doc, params)
         run_id = run_id_for(doc)
         if run_id in seen:

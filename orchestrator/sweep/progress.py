@@ -70,3 +70,30 @@ class Progress:
         if self._tty and self._last_text is not None:
             self._stream.write("\n")
             self._stream.flush()
+
+
+class PlanningNotice:
+    """Planning that takes more than ``after_s``: a line every ``interval_s``, so a silence is explained.
+
+    Why: a 10,000-run grid takes seconds to resolve and check before the first run starts, and a
+    command that says nothing for that long looks hung. Planning that is quick prints nothing.
+    Call with ``(stage, done, total)`` as often as convenient; it is cheap when it prints nothing.
+    """
+
+    def __init__(self, stream, after_s: float = 0.5, interval_s: float = 2.0, clock=time.monotonic):
+        self._stream = stream
+        self._after_s = after_s
+        self._interval_s = interval_s
+        self._clock = clock
+        self._start = clock()
+        self._last: float | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = self._clock()
+        if now - self._start < self._after_s:
+            return
+        if self._last is not None and now - self._last < self._interval_s and done < total:
+            return
+        self._last = now
+        self._stream.write(f"sweep: planning: {done:,}/{total:,} {stage}\n")
+        self._stream.flush()

@@ -17,7 +17,9 @@ parent); near the end of the queue it holds one, so no worker idles while anothe
 ``run()`` must be called from a thread that outlives the sweep (normally the main thread):
 Linux sends the workers' parent-death signal when the *thread* that started them exits.
 
-A run's outcome is committed to the store as soon as it arrives. A worker that dies has its
+Runs with an ``ok`` row in the store are skipped; every other run is queued, a failed or crashed
+one with a fresh set of attempts (``resume`` decides beforehand which rows may be kept at all).
+A run's outcome is committed to the store as soon as it arrives, with its data digest. A worker that dies has its
 running task recorded as ``crashed`` and queued again (``crash_retries`` times); the tasks
 that were only waiting in its pipe go back to the front of the queue untouched. SIGINT or
 SIGTERM: record what has already arrived, terminate the workers, and return; the runs that
@@ -50,7 +52,7 @@ class SweepAborted(RuntimeError):
 @dataclass(frozen=True)
 class Counts:
     total: int
-    skipped: int  # finished before this invocation (found in the store by --resume)
+    skipped: int  # ok before this invocation (found in the store by --resume): not run again
     ok: int
     failed: int
     crashed: int  # crashed on every attempt allowed
@@ -90,6 +92,7 @@ class Scheduler:
         recycle_every: int = DEFAULT_RECYCLE_EVERY,
         crash_retries: int = DEFAULT_CRASH_RETRIES,
         on_progress: Callable[[Counts], None] | None = None,
+        data_digests: dict[str, str] | None = None,
         prefetch: int = 2,
         stop_timeout_s: float = 5.0,
         tick_s: float = 0.25,
@@ -104,6 +107,7 @@ class Scheduler:
         self._recycle_every = recycle_every
         self._crash_retries = crash_retries
         self._on_progress = on_progress
+        self._data_digests = data_digests or {}
         self._prefetch = prefetch
         self._stop_timeout_s = stop_timeout_s
         self._tick_s = tick_s
@@ -155,13 +159,15 @@ class Scheduler:
     # -- planning --------------------------------------------------------------------------------
     def _plan_queue(self) -> None:
         statuses = self._store.statuses()
+        attempts = self._store.last_attempts()  # numbering goes on after a discarded row
         for run in self._runs.values():
-            status, attempt = statuses.get(run.run_id, (None, 0))
-            if status in (OK, FAILED):
+            status, _ = statuses.get(run.run_id, (None, 0))
+            attempt = attempts.get(run.run_id, 0)
+            if status == OK:
                 self._tally["skipped"] += 1
                 self._tally[status] += 1
                 continue
-            first = attempt + 1  # a run that crashed before gets a fresh set of attempts
+            first = attempt + 1  # a run that failed or crashed before gets a fresh set of attempts
             self._max_attempt[run.run_id] = first + self._crash_retries
             self._queue.append(Task(run.run_id, first, run.doc, self._base_dir))
 
@@ -310,7 +316,7 @@ class Scheduler:
 
     # -- outcomes --------------------------------------------------------------------------------
     def _record(self, outcome: Outcome) -> None:
-        self._store.record(outcome, self._runs[outcome.run_id].params)
+        self._store.record(outcome, self._runs[outcome.run_id].params, self._data_digests.get(outcome.run_id))
 
     def _finish(self, outcome: Outcome) -> None:
         self._record(outcome)

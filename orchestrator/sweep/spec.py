@@ -20,6 +20,12 @@ the same way. Why validate every run here, in the parent: a typo or an impossibl
 (fast >= slow) must stop the sweep with the file, the key and the reason before hours of
 compute start, not show up as run 731's error. Data paths resolve against the folder of the
 file that holds the backtest tables (the base file, or the sweep file when inline).
+
+Why a cap on the number of runs (``MAX_RUNS``, ``--max-runs`` to change it): the runs are
+counted before the grid is expanded, so a 1,000,000-run grid (three keys of 100 values) is
+refused at once instead of spending minutes and gigabytes on planning what would take days to
+run. Planning that does take a while (resolving and checking every run's config, ~0.4 ms each)
+reports itself through ``on_progress(stage, done, total)``.
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ from node.backtest.config import BacktestRunConfig, ConfigError
 from orchestrator.configfile import ConfigFileError, read_toml
 from orchestrator.sweep import keypath
 from orchestrator.sweep.metrics import DEFAULT_METRIC, UnknownMetricError, check_metric
-from orchestrator.sweep.plan import Plan, build_plan
+from orchestrator.sweep.plan import Plan, build_plan, run_count
 
 SWEEP_KEYS = ("grid", "runs", "metric")
+MAX_RUNS = 100_000
 
 
 class SweepConfigError(ConfigError):
@@ -58,7 +65,7 @@ class SweepSpec:
     plan: Plan
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
+def load_sweep(path: str | Path, max_runs: int = MAX_RUNS, on_progress=None) -> SweepSpec:
     """Read and validate a sweep file. Raises ConfigFileError (unreadable) or SweepConfigError.
 
     Every error names the sweep file (errors in the base file too: the key is then ``base``).
@@ -90,11 +97,22 @@ def load_sweep(path: str | Path) -> SweepSpec:
     for i, params in enumerate(explicit):
         for key in params:
             _check_path(path, base_doc, key, f'sweep.runs[{i}]."{key}"')
+    count = run_count(grid, explicit)
+    if count > max_runs:
+        sizes = " x ".join(str(len(v)) for v in grid.values()) or "0"
+        extra = f" + {len(explicit)} explicit" if explicit else ""
+        raise SweepConfigError(
+            path,
+            "sweep.grid" if grid else "sweep.runs",
+            f"makes {count:,} runs ({sizes}{extra}), more than the limit of {max_runs:,}; "
+            "split the sweep into smaller ones, or raise the limit with --max-runs",
+        )
+    stage = (lambda done, total: on_progress("runs resolved", done, total)) if on_progress else None
     try:
-        plan = build_plan(base_doc, grid, explicit)
+        plan = build_plan(base_doc, grid, explicit, stage)
     except keypath.KeyPathError as exc:  # a path made unreachable by another parameter's value
         raise SweepConfigError(path, exc.path, exc.reason) from None
-    _validate_runs(path, plan, base_dir)
+    _validate_runs(path, plan, base_dir, on_progress)
     return SweepSpec(path, base_dir, base_doc, metric, plan)
 
 
@@ -189,10 +207,14 @@ def _check_path(file: Path, base_doc: dict, key: str, where: str) -> None:
         raise SweepConfigError(file, where, exc.reason) from None
 
 
-def _validate_runs(file: Path, plan: Plan, base_dir: Path) -> None:
-    for run in plan.runs:
+def _validate_runs(file: Path, plan: Plan, base_dir: Path, on_progress=None) -> None:
+    from orchestrator.sweep.config_faults import check_data_paths
+
+    for done, run in enumerate(plan.runs, start=1):
+        if on_progress is not None:
+            on_progress("runs checked", done, len(plan.runs))
         try:
-            BacktestRunConfig.from_dict(run.doc, base_dir=base_dir)
+            check_data_paths(BacktestRunConfig.from_dict(run.doc, base_dir=base_dir))
         except ConfigError as exc:
             shown = ", ".join(f"{k}={v!r}" for k, v in run.params.items())
             raise SweepConfigError(file, exc.key, f"{exc.reason} (in the {run.source} run {shown})") from None

@@ -7,8 +7,13 @@ next to a backtest, and WAL lets a person read the table (``sqlite3 results.sqli
 sweep writes it. Only the parent writes; workers never open the file, so there is no locking
 between processes to get wrong.
 
-Two tables: ``runs`` holds each run's latest outcome (what the report and ``--resume`` read);
-``attempts`` keeps every attempt, so a crash that a retry papered over is still on record.
+Three tables: ``runs`` holds each run's latest outcome (what the report and ``--resume`` read);
+``attempts`` keeps every attempt, so a crash that a retry papered over is still on record;
+``data_files`` holds the fingerprint of each data file as the sweep last read it. Each run row
+carries ``data_digest``, a digest of the contents of the data files it read (``fingerprint``):
+a run id names a data file by path, not by content, so without it a ``--resume`` after a data
+file changed would rank results computed on two different data sets together. Version 1 stores
+(no digest) are upgraded in place; their runs' digests are unknown (NULL).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 from orchestrator.sweep.messages import CRASHED, FAILED, OK, Outcome
 from orchestrator.sweep.metrics import STAT_NAMES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILENAME = "results.sqlite"
 _STAT_TYPES = {"trades": "INTEGER"}
 RUN_COLUMNS = (
@@ -35,6 +40,7 @@ RUN_COLUMNS = (
     ("attempt", "INTEGER NOT NULL"),
     ("rss_kb", "INTEGER"),
     ("finished_at", "TEXT NOT NULL"),
+    ("data_digest", "TEXT"),  # last: a version 1 table gains it by ALTER TABLE ... ADD COLUMN
 )
 ATTEMPT_COLUMNS = (
     ("run_id", "TEXT NOT NULL"),
@@ -49,6 +55,12 @@ ATTEMPT_COLUMNS = (
 )
 # Columns that differ between two runs of the same sweep; everything else must be equal.
 NONDETERMINISTIC = frozenset({"elapsed_s", "worker_pid", "rss_kb", "finished_at"})
+DATA_FILE_COLUMNS = (
+    ("path", "TEXT PRIMARY KEY"),
+    ("size", "INTEGER NOT NULL"),
+    ("mtime_ns", "INTEGER NOT NULL"),
+    ("digest", "TEXT NOT NULL"),
+)
 
 
 class ResultsStoreError(Exception):
@@ -102,7 +114,13 @@ class ResultsStore:
                     f"CREATE TABLE attempts ({', '.join(f'{n} {t}' for n, t in ATTEMPT_COLUMNS)}, "
                     "PRIMARY KEY (run_id, attempt))"
                 )
+                con.execute(_create("data_files", DATA_FILE_COLUMNS))
                 con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif row[0] == "1":
+            with _transaction(con):
+                con.execute("ALTER TABLE runs ADD COLUMN data_digest TEXT")
+                con.execute(_create("data_files", DATA_FILE_COLUMNS))
+                con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         elif row[0] != str(SCHEMA_VERSION):
             raise ResultsStoreError(
                 f"{self.path}: schema version {row[0]}, this orchestrator writes {SCHEMA_VERSION}"
@@ -111,8 +129,11 @@ class ResultsStore:
     def count(self) -> int:
         return self._con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
-    def record(self, outcome: Outcome, params: dict) -> None:
-        """Write one run's outcome and commit: after this returns it survives a kill -9 or a power cut."""
+    def record(self, outcome: Outcome, params: dict, data_digest: str | None = None) -> None:
+        """Write one run's outcome and commit: after this returns it survives a kill -9 or a power cut.
+
+        ``data_digest`` is the digest of the data the run read (``fingerprint.run_digest``).
+        """
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         stats = outcome.stats or {}
         run_row = (
@@ -126,6 +147,7 @@ class ResultsStore:
             outcome.attempt,
             outcome.rss_kb,
             now,
+            data_digest,
         )
         attempt_row = (
             outcome.run_id,
@@ -151,6 +173,30 @@ class ResultsStore:
         """run id -> (status, attempt) for every recorded run."""
         return {r[0]: (r[1], r[2]) for r in self._con.execute("SELECT run_id, status, attempt FROM runs")}
 
+    def last_attempts(self) -> dict[str, int]:
+        """run id -> its highest attempt number on record (a discarded run's too)."""
+        return dict(self._con.execute("SELECT run_id, MAX(attempt) FROM attempts GROUP BY run_id"))
+
+    def stored(self) -> dict[str, tuple[str, str | None]]:
+        """run id -> (status, data digest) for every recorded run (what ``--resume`` checks)."""
+        return {r[0]: (r[1], r[2]) for r in self._con.execute("SELECT run_id, status, data_digest FROM runs")}
+
+    def discard(self, run_ids) -> None:
+        """Forget these runs' outcomes (their attempts stay on record), so they run again."""
+        with _transaction(self._con):
+            self._con.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in run_ids])
+
+    def data_files(self) -> dict[str, tuple[int, int, str]]:
+        """path -> (size, mtime_ns, digest) of each data file as the sweep last read it."""
+        return {r[0]: (r[1], r[2], r[3]) for r in self._con.execute("SELECT * FROM data_files")}
+
+    def save_data_files(self, prints: dict[str, tuple[int, int, str]]) -> None:
+        with _transaction(self._con):
+            self._con.executemany(
+                "INSERT OR REPLACE INTO data_files VALUES (?, ?, ?, ?)",
+                [(path, *fp) for path, fp in prints.items()],
+            )
+
     def rows(self) -> list[dict]:
         """Every run row as a dict keyed by column name, ordered by run id."""
         cur = self._con.execute(f"SELECT {', '.join(n for n, _ in RUN_COLUMNS)} FROM runs ORDER BY run_id")
@@ -166,6 +212,10 @@ class ResultsStore:
 
     def close(self) -> None:
         self._con.close()
+
+
+def _create(table: str, columns) -> str:
+    return f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})"
 
 
 class _transaction:

@@ -4,7 +4,9 @@ Started by the parent with multiprocessing's ``spawn`` context (never fork: DESI
 begins with a clean interpreter and inherits no sockets, threads or locks. It pays its imports
 once, says ``Ready``, then loops: receive a ``Task``, build the run's config, run it with
 ``BacktestNode.run_one`` (which disposes the engine before returning) and send an ``Outcome``.
-A run that raises is an outcome with status ``failed``; anything that kills the process is
+A run that raises is an outcome with status ``failed`` (a config mistake that only the running
+node could see is reported as ``bad config: <key>: <reason>``, without its traceback on stderr:
+``config_faults``); anything that kills the process is
 seen by the parent as a crash. The parent decides when a worker retires (after K runs) by
 sending ``None``; a closed pipe means the parent is gone, and so does the worker.
 
@@ -55,23 +57,33 @@ def worker_main(conn, parent_pid: int) -> None:
 
 def execute(task: Task, pid: int, page_kb: int, config_cls, node_cls) -> Outcome:
     """Run one task; never raises for what the run itself does wrong."""
+    from orchestrator.sweep.config_faults import HeldTracebacks, as_config_error
+
     started = time.perf_counter()
+    sink = HeldTracebacks(_prefixed_sink(task.run_id))
+    config = None
     try:
         config = config_cls.from_dict(task.doc, base_dir=task.base_dir)
-        result = node_cls([], log_sink=_prefixed_sink(task.run_id)).run_one(config)
+        result = node_cls([], log_sink=sink).run_one(config)
     except Exception as exc:
         elapsed = time.perf_counter() - started
+        bad = as_config_error(exc, config) if config is not None else None
+        if bad is not None:
+            sink.drop()
+        else:
+            sink.release()
         return Outcome(
             task.run_id,
             task.attempt,
             FAILED,
             None,
-            f"{type(exc).__name__}: {exc}",
+            f"bad config: {bad}" if bad is not None else f"{type(exc).__name__}: {exc}",
             traceback.format_exc(),
             elapsed,
             pid,
             rss_kb(page_kb),
         )
+    sink.release()
     elapsed = time.perf_counter() - started
     return Outcome(
         task.run_id, task.attempt, OK, dict(result.stats), None, None, elapsed, pid, rss_kb(page_kb)
