@@ -34,7 +34,6 @@ Two checks when an orchestrator is made (:func:`check_state_dir`):
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shlex
@@ -44,6 +43,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from orchestrator.journal.journal import journal_path
+from orchestrator.process.pid_lock import HeldElsewhere, PidLock
 from orchestrator.transport import EndpointError, ipc_path_in_use
 
 log = logging.getLogger("orchestrator")
@@ -146,9 +146,9 @@ class StateDirLock:
     ends, so no stale lock is ever left behind.
     """
 
-    def __init__(self, fd: int, path: Path) -> None:
-        self._fd: int | None = fd
-        self.path = path
+    def __init__(self, lock: PidLock) -> None:
+        self._lock = lock
+        self.path = lock.path
 
     @classmethod
     def acquire(cls, state_dir: Path, runtime_dir: Path) -> StateDirLock:
@@ -156,27 +156,19 @@ class StateDirLock:
         path = Path(state_dir) / LOCK_FILE
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise StateDirError(f"cannot use the state dir {state_dir}: {exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "pid unknown"
-            os.close(fd)
+            lock = PidLock.acquire(path, f"pid {os.getpid()}, runtime dir {runtime_dir}")
+        except HeldElsewhere as exc:
             raise StateDirError(
-                f"the state dir {state_dir} is in use by another orchestrator ({holder}): each fleet "
+                f"the state dir {state_dir} is in use by another orchestrator ({exc.holder}): each fleet "
                 "needs a state dir of its own. Set orchestrator.state_dir for this fleet, or stop "
                 "the other one"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, runtime dir {runtime_dir}\n".encode(), 0)
-        return cls(fd, path)
+        except OSError as exc:
+            raise StateDirError(f"cannot use the state dir {state_dir}: {exc}") from None
+        return cls(lock)
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # frees the flock
-            self._fd = None
+        self._lock.release()
 
 
 def file_system_type(path: str | Path) -> str | None:

@@ -10,9 +10,10 @@ descriptor is close-on-exec, so worker processes never hold the lock after the p
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
+
+from orchestrator.process.pid_lock import HeldElsewhere, PidLock
 
 LOCK_NAME = "sweep.lock"
 
@@ -22,31 +23,22 @@ class SweepLockedError(Exception):
 
 
 class SweepLock:
-    def __init__(self, fd: int, path: Path) -> None:
-        self._fd = fd
-        self.path = path
+    """The results dir's lock (``orchestrator.process.pid_lock``), held for the sweep's life."""
+
+    def __init__(self, lock: PidLock) -> None:
+        self._lock = lock
+        self.path = lock.path
 
     @classmethod
     def acquire(cls, out_dir: Path) -> SweepLock:
-        path = Path(out_dir) / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+            lock = PidLock.acquire(Path(out_dir) / LOCK_NAME, str(os.getpid()), 0o644)
+        except HeldElsewhere as exc:
             raise SweepLockedError(
-                f"{out_dir}: another sweep (pid {holder}) is using this directory; "
+                f"{out_dir}: another sweep (pid {exc.holder}) is using this directory; "
                 "wait for it to finish (or stop it), or give this one another --out"
             ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        return cls(fd, path)
+        return cls(lock)
 
     def release(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)  # closing the last descriptor drops the flock
-            self._fd = -1
+        self._lock.release()
