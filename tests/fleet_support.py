@@ -72,6 +72,22 @@ class Subscriber(EventSubscriber):
                 return item.message
 
 
+async def start_with_control(nursery: trio.Nursery, orch):
+    """Run ``orch`` and its control server in ``nursery``, as `up` does: the server ends with the
+    orchestrator's run (the nursery is cancelled then). Returns the server once both serve."""
+    from orchestrator.control.server import ControlServer
+
+    control = ControlServer(orch)
+
+    async def run_orchestrator(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await orch.run(task_status=task_status)
+        nursery.cancel_scope.cancel()
+
+    await nursery.start(run_orchestrator)
+    await nursery.start(control.serve)
+    return control
+
+
 def journaled(orch, node_id: str) -> list[list]:
     """Every journaled event of ``node_id``: each record is one relayed evt frame, keyed by its last seq."""
     events = []
@@ -106,6 +122,7 @@ __all__ = [
     "fleet",
     "fleet_ready",
     "journaled",
+    "start_with_control",
     "node",
     "wait_incarnation",
     "trio",

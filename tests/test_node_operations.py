@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import pytest
 import trio
-from fleet_support import ROOT, fleet, fleet_ready, node
+from fleet_support import ROOT, fleet, fleet_ready, node, start_with_control
 
 from orchestrator.control.client import ControlClient, RequestFailed
-from orchestrator.control.server import ControlServer
 from orchestrator.fleet.config import NodeSpec
 from orchestrator.fleet.orchestrator import Orchestrator
 from orchestrator.fleet.state import NodeState
@@ -63,7 +62,6 @@ async def test_a_shutdown_waits_for_a_stop_under_way_and_the_waiting_client_is_a
     """`down` while `restart slow` is stopping it: the stop runs to its end (clean, exit 0), the
     restart's start is refused as the fleet is closing, and its client hears so at once."""
     orch = Orchestrator(fleet(tmp_path, slow_stopping_node("slow", 1.0), node_state="off"))
-    control = ControlServer(orch)
     answers: list = []
 
     def restart_over_the_control_socket() -> None:
@@ -75,13 +73,7 @@ async def test_a_shutdown_waits_for_a_stop_under_way_and_the_waiting_client_is_a
 
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
-
-            async def run_orchestrator(task_status=trio.TASK_STATUS_IGNORED) -> None:
-                await orch.run(task_status=task_status)
-                nursery.cancel_scope.cancel()  # the control server lives as long (as in `up`)
-
-            await nursery.start(run_orchestrator)
-            await nursery.start(control.serve)
+            await start_with_control(nursery, orch)
             await fleet_ready(orch, "slow")
             nursery.start_soon(trio.to_thread.run_sync, restart_over_the_control_socket)
             await orch.wait_for("slow", NodeState.STOPPING)

@@ -11,11 +11,10 @@ import pytest
 import trio
 
 from orchestrator.control.client import ControlClient
-from orchestrator.control.server import ControlServer
 from orchestrator.fleet.orchestrator import Orchestrator
 from orchestrator.fleet.runtime_watch import RuntimeDirWatch
 from orchestrator.fleet.state import NodeState
-from tests.fleet_support import Subscriber, fleet, fleet_ready, node, wait_incarnation
+from tests.fleet_support import Subscriber, fleet, fleet_ready, node, start_with_control, wait_incarnation
 
 TIMEOUT = 60  # bounds a broken test on a loaded 2-core machine; never a speed assertion
 
@@ -28,16 +27,9 @@ async def test_a_fleet_whose_runtime_dir_is_removed_makes_it_again_and_restarts_
     Before: every spare exited before its hello (no log file), the second kill left the node
     STARTING for good, and the CLI said no orchestrator was running."""
     orch = Orchestrator(fleet(tmp_path, node("a"), state_dir=tmp_path / "state"))
-    control = ControlServer(orch)
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
-
-            async def run_orchestrator(task_status=trio.TASK_STATUS_IGNORED) -> None:
-                await orch.run(task_status=task_status)
-                nursery.cancel_scope.cancel()  # the control server lives as long (as in `up`)
-
-            await nursery.start(run_orchestrator)
-            await nursery.start(control.serve)
+            await start_with_control(nursery, orch)
             await fleet_ready(orch, "a")
             shutil.rmtree(orch.runtime_dir)
             await orch.wait_until(lambda: orch.runtime_watch.restored >= 1)
