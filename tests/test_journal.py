@@ -282,6 +282,21 @@ def test_a_file_that_is_not_a_journal_is_refused_not_wiped(path):
     assert path.read_bytes().startswith(b"[fleet]")
 
 
+def test_a_reader_refuses_a_file_that_is_not_a_journal_like_its_owner_does(path):
+    """``read_journal`` (``events`` with no orchestrator) said nothing and read nothing from a file
+    that ``Journal`` (``up``) refuses: a reader must say it is no journal."""
+    path.parent.mkdir(mode=0o700)
+    path.write_bytes(b"[fleet]\nname = 'oops, wrong file'\n")
+    with pytest.raises(
+        JournalCorruptError, match="byte offset 0: the file does not start with a journal record"
+    ):
+        list(read_journal(path))
+    path.write_bytes(b"\0" * 100)  # what a crash can leave: a torn first record, no corruption
+    assert list(read_journal(path)) == []
+    path.write_bytes(fmt.encode_record(1, b"first one being written")[:9])  # a first write in progress
+    assert list(read_journal(path)) == []
+
+
 def test_a_newer_format_version_is_refused_not_wiped(path):
     write(path, THREE)
     size = path.stat().st_size

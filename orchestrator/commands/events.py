@@ -36,8 +36,12 @@ example:
   orchestrator events --since 1 --config configs/example.toml     # the fleet is down
   orchestrator events --follow --json | jq .type
 
-exit status: 0 ok, 1 no orchestrator is running (--follow; or no journal to read) or it did
-not answer, 2 unknown node/usage.
+A damaged journal read with no orchestrator running: its events before the damage are
+printed, then one error line naming the file, the byte offset and what to do.
+
+exit status: 0 ok (Ctrl-C ending --follow, or a reader gone, as `| head`, included), 1 no
+orchestrator is running (--follow; or no journal to read) or it did not answer, or a journal is
+damaged, 2 unknown node/usage.
 """
 
 PAGE = 1000
@@ -70,25 +74,16 @@ def run(args) -> int:
     from orchestrator.control.client import NotRunning, check_socket_file
 
     if not args.follow:
+        running = True
         try:
             check_socket_file(runtime_dir(args))
         except NotRunning:
-            return _from_journals(args)  # no orchestrator: its journals are on disk
+            running = False
         except UsageError:
             pass  # run_control says it
+        if not running:  # no orchestrator: its journals are on disk (read outside the except)
+            return _from_journals(args)
     return run_control(args, _events)
-
-
-class _Journals:
-    """The control client's ``history`` call, answered from the journals in a state dir."""
-
-    def __init__(self, state_dir) -> None:
-        self.state_dir = state_dir
-
-    def call(self, op: str, *, node: str, since: int, limit: int) -> dict:
-        from orchestrator.control.server import journal_history
-
-        return journal_history(self.state_dir, [node], since, limit)
 
 
 def _from_journals(args) -> int:
@@ -116,11 +111,66 @@ def _from_journals(args) -> int:
         )
         return exit_codes.BAD_USAGE
     print(f"no orchestrator is running: reading the journals in {journals}", file=sys.stderr)
+    printer = _Printer(args.json)
+    code = exit_codes.OK
     try:
-        _replay(_Journals(sdir), _Printer(args.json), [args.node] if args.node else have, args.since or 0)
+        for node in [args.node] if args.node else have:
+            if not _print_journal(sdir, node, printer, args.since or 0):
+                code = exit_codes.JOB_FAILED
     except BrokenPipeError:  # `orchestrator events | head`: the reader has had enough
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return exit_codes.OK
+        _quiet_stdout()
+    return code
+
+
+def _print_journal(state_dir, node: str, printer: _Printer, since: int) -> bool:
+    """Print ``node``'s journaled events with seq >= ``since`` as they are read; False if damaged.
+
+    Read here record by record, not a page at a time: a journal damaged in the middle still
+    gives every event before the damage, then one line saying which file, where and what to do
+    (``JournalCorruptError``'s message), instead of a traceback and nothing.
+    """
+    import msgpack
+
+    from orchestrator.journal import JournalCorruptError, journal_path, read_journal
+
+    path = journal_path(state_dir, node)
+    try:
+        records = read_journal(path, max(since, 1))
+        for record in records:
+            try:  # leniently, as the control server does: an odd body is shown, not fatal
+                frame = msgpack.unpackb(
+                    record.payload, raw=False, strict_map_key=False, unicode_errors="replace"
+                )
+                events = [e for e in frame["events"] if e[0] >= since]
+            except Exception as exc:  # noqa: BLE001 - any undecodable frame is reported the same way
+                raise _BadFrame(
+                    f"journal {path}: record seq {record.seq} is not an event frame ({exc})"
+                ) from None
+            for event in events:
+                printer.event(node, event)
+    except (JournalCorruptError, _BadFrame) as exc:
+        sys.stdout.flush()
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    except FileNotFoundError:  # removed since it was listed
+        pass
+    except BrokenPipeError:  # stdout's, not the journal's: the caller's
+        raise
+    except OSError as exc:
+        sys.stdout.flush()
+        print(f"error: cannot read journal {path}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
+
+
+class _BadFrame(Exception):
+    """A journal record with a valid checksum whose payload is not a relayed frame."""
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: its reader has gone, and the interpreter's final flush of what is
+    still buffered must not raise BrokenPipeError again on the way out."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class _Printer:
@@ -186,7 +236,17 @@ def _events(client, args) -> int:
         return exit_codes.OK
     import trio
 
-    return trio.run(_follow, client, args, nodes, printer)
+    from orchestrator.exception_groups import leaves
+
+    try:
+        return trio.run(_follow, client, args, nodes, printer)
+    except BaseExceptionGroup as group:  # trio wraps what ended the nursery
+        ends = leaves(group)
+        if not all(isinstance(e, KeyboardInterrupt | BrokenPipeError) for e in ends):
+            raise
+        if any(isinstance(e, BrokenPipeError) for e in ends):
+            _quiet_stdout()
+        return exit_codes.OK  # Ctrl-C (the way a --follow ends), or the reader has gone
 
 
 async def _follow(client, args, nodes: list[str], printer: _Printer) -> int:
@@ -201,6 +261,7 @@ async def _follow(client, args, nodes: list[str], printer: _Printer) -> int:
             _replay(client, printer, nodes, args.since)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_until_exit, info["pid"], nursery.cancel_scope)
+            nursery.start_soon(_until_reader_gone, nursery.cancel_scope)
             async for item in subscriber:
                 message = item.message
                 if item.topic == "orchestrator":
@@ -216,8 +277,43 @@ async def _follow(client, args, nodes: list[str], printer: _Printer) -> int:
                     printer.event(node, record)
     finally:
         await subscriber.aclose()
-    print("orchestrator exited; no more events", file=sys.stderr)
+    if _reader_gone():
+        _quiet_stdout()
+    else:
+        print("orchestrator exited; no more events", file=sys.stderr)
     return exit_codes.OK
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has gone (``| head`` has had enough)."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (replaced, closed)
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR/POLLHUP are reported whatever is asked
+    return bool(poller.poll(0))
+
+
+async def _until_reader_gone(scope) -> None:
+    """Cancel ``scope`` when stdout is a pipe and its reader has gone, even while no event comes
+    to fail a write: the write end of a pipe with no reader reports EPOLLERR, which wakes a
+    ``wait_readable`` on it (a pipe's write end is never readable otherwise). Not for a terminal
+    (readable when a key is pressed) nor a file (not pollable): they have no reader to lose."""
+    import stat
+
+    import trio
+
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+    except (OSError, ValueError):  # not a real file (replaced, closed)
+        return
+    await trio.lowlevel.wait_readable(fd)
+    scope.cancel()
 
 
 async def _until_exit(pid: int, scope) -> None:

@@ -75,12 +75,22 @@ def run(args) -> int:
         known = ", ".join(logs) or "none"
         print(f"error: no log for node {args.node!r} in {log_dir} (logs there: {known})", file=sys.stderr)
         return exit_codes.JOB_FAILED
-    with open(path, "rb") as fh:
-        sys.stdout.buffer.write(_tail(fh, args.lines))
-        sys.stdout.flush()
-        if not args.follow:
-            return exit_codes.OK
-        return _follow(rdir, path, fh)
+    try:
+        with open(path, "rb") as fh:
+            sys.stdout.buffer.write(_tail(fh, args.lines))
+            sys.stdout.flush()
+            if not args.follow:
+                return exit_codes.OK
+            return _follow(rdir, path, fh)
+    except BrokenPipeError:  # `orchestrator logs NODE | head`: the reader has had enough
+        _quiet_stdout()
+        return exit_codes.OK
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: its reader has gone, and the interpreter's final flush of what is
+    still buffered must not raise BrokenPipeError again on the way out."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _log_dir(args, rdir: Path) -> Path:
@@ -120,6 +130,14 @@ def _follow(rdir: Path, path: Path, fh) -> int:
     except ProcessLookupError:
         return exit_codes.OK
     out = sys.stdout.buffer
+    # One wait for three things: new lines (checked every FOLLOW_CHECK_S), the orchestrator's end
+    # (its pidfd becomes readable) and our reader's (a pipe's write end reports POLLERR once its
+    # reader has gone; a terminal POLLHUP when it hangs up; both are reported without asking).
+    # Without the last, `logs NODE -f | head -1` waited for the node to write again, forever if
+    # it is idle: only a write would have failed.
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(out.fileno(), 0)
     try:
         while True:
             chunk = fh.read()
@@ -130,8 +148,11 @@ def _follow(rdir: Path, path: Path, fh) -> int:
                 fh.close()
                 fh = open(path, "rb")  # noqa: SIM115 - replaced on every rotation
                 continue
-            ended, _, _ = select.select([pidfd], [], [], FOLLOW_CHECK_S)
-            if ended:
+            ready = dict(poller.poll(FOLLOW_CHECK_S * 1000))
+            if out.fileno() in ready:  # nobody reads what we would print
+                _quiet_stdout()
+                return exit_codes.OK
+            if pidfd in ready:
                 out.write(fh.read())
                 out.flush()
                 return exit_codes.OK

@@ -34,8 +34,20 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
 
 
 def runtime_dir(args) -> Path:
+    """The runtime dir to look in: ``--runtime-dir``, ``--config``'s, else the default.
+
+    Raises ``UsageError`` for a bad fleet file, or a ``--runtime-dir`` that is (or lies under) a
+    file: no orchestrator can run there, and the user mistyped something.
+    """
     if getattr(args, "runtime_dir", None):
-        return Path(args.runtime_dir)
+        from orchestrator.configfile import file_in_the_way
+
+        path = Path(args.runtime_dir)
+        blocker = file_in_the_way(path)
+        if blocker is not None:
+            where = "is" if blocker == path else f"is under {blocker}, which is"
+            raise UsageError(f"--runtime-dir {path} {where} a file, not a directory")
+        return path
     if getattr(args, "config", None):
         from orchestrator.fleet.loader import runtime_dir_of
 

@@ -8,6 +8,7 @@ child's own (``orchestrator.child.logfile``), so a fleet file that says nothing 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,19 @@ DEFAULT_NODE_STATE = "full"
 
 
 class FleetConfigError(ValueError):
-    """An orchestrator setting that cannot work (message names the field)."""
+    """An orchestrator setting that cannot work: ``field`` (None: no single one) and ``reason``.
+
+    The fleet file's loader turns ``field`` into the TOML key path (``orchestrator.<field>``).
+    """
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -42,7 +55,7 @@ class NodeSpec:
         try:
             journal_path("/", self.node_id)
         except ValueError as exc:
-            raise FleetConfigError(str(exc)) from None
+            raise FleetConfigError("id", str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ class OrchestratorConfig:
             # Absolute: children are given paths in it, and runtime_dir/logs links to it.
             state_dir = default_state_dir() if self.state_dir is None else Path(self.state_dir).absolute()
         except StateDirError as exc:
-            raise FleetConfigError(f"state_dir: {exc}") from None
+            raise FleetConfigError("state_dir", str(exc)) from None
         object.__setattr__(self, "state_dir", state_dir)
         object.__setattr__(self, "nodes", tuple(self.nodes))
         for name in (
@@ -90,33 +103,34 @@ class OrchestratorConfig:
             "parent_timeout_s",
         ):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
-                raise FleetConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+            # Finite: a nan passes "<= 0" (every comparison with it is false) and then breaks the
+            # first deadline computed from it.
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                raise FleetConfigError(name, f"must be a finite number of seconds > 0, got {value!r}")
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise FleetConfigError(
-                f"heartbeat_timeout_s ({self.heartbeat_timeout_s}) must exceed heartbeat_interval_s "
-                f"({self.heartbeat_interval_s}), or every node looks hung"
+                "heartbeat_timeout_s",
+                f"must be greater than heartbeat_interval_s ({self.heartbeat_interval_s}), got "
+                f"{self.heartbeat_timeout_s} (every node would look hung)",
             )
         if not isinstance(self.zygote, bool):
-            raise FleetConfigError(f"zygote must be true or false, got {self.zygote!r}")
-        if not isinstance(self.spares, int) or self.spares < 0:
-            raise FleetConfigError(f"spares must be a non-negative integer, got {self.spares!r}")
-        for name in ("log_max_bytes", "log_backups"):
+            raise FleetConfigError("zygote", f"must be true or false, got {self.zygote!r}")
+        for name, low in (("spares", 0), ("log_max_bytes", 1), ("log_backups", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise FleetConfigError(f"{name} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise FleetConfigError(name, f"must be an integer >= {low}, got {value!r}")
         try:
             FsyncPolicy.parse(self.journal_fsync)
         except (TypeError, ValueError) as exc:
-            raise FleetConfigError(f"journal_fsync: {exc}") from None
+            raise FleetConfigError("journal_fsync", str(exc)) from None
         if self.node_state not in NODE_STATE_MODES:
             raise FleetConfigError(
-                f"node_state must be one of {', '.join(NODE_STATE_MODES)}, got {self.node_state!r}"
+                "node_state", f"must be one of {', '.join(NODE_STATE_MODES)}, got {self.node_state!r}"
             )
         ids = [n.node_id for n in self.nodes]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            raise FleetConfigError(f"duplicate node ids: {', '.join(duplicates)}")
+            raise FleetConfigError(None, f"duplicate node ids: {', '.join(duplicates)}")
 
     def node_doc(self, spec: NodeSpec) -> dict:
         """The node's document as assigned: with a ``[state]`` table unless it has one or state is off."""

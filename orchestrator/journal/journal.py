@@ -410,8 +410,9 @@ def read_journal(path: str | os.PathLike, since: int = 1) -> Iterator[JournalRec
     For readers outside the owner (``events --since`` from another process, tools): no lock, no
     truncation, safe while the orchestrator appends. A bad record with nothing valid after it is
     taken as a write in progress (or a torn tail the owner will cut) and ends the iteration;
-    damage followed by valid records raises ``JournalCorruptError``. ``FileNotFoundError`` if
-    there is no journal.
+    damage followed by valid records, or a file that does not start like a journal, raises
+    ``JournalCorruptError`` (once the records before the damage have been yielded).
+    ``FileNotFoundError`` if there is no journal.
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 

@@ -172,6 +172,17 @@ def newer_version(path: str, offset: int, last_seq: int, reason: str) -> Journal
     )
 
 
+def not_a_journal(path: str) -> JournalCorruptError:
+    return JournalCorruptError(
+        path,
+        0,
+        0,
+        "the file does not start with a journal record",
+        advice="it is not a journal file (or its first record was overwritten); check the path, "
+        "restore it from a backup, or move it aside",
+    )
+
+
 def looks_like_start(head: bytes) -> bool:
     """Whether bytes at offset 0 could be a torn first record: the start of one, then zeros if anything.
 
@@ -223,14 +234,7 @@ def recover(reader: RecordReader) -> ScanResult:
         if later is not None:
             raise JournalCorruptError(reader.path, offset, last_seq, parsed.reason, later)
         if offset == 0 and not looks_like_start(reader.view(0, fmt.HEADER_SIZE)):
-            raise JournalCorruptError(
-                reader.path,
-                0,
-                0,
-                "the file does not start with a journal record",
-                advice="it is not a journal file (or its first record was overwritten); check the path, "
-                "restore it from a backup, or move it aside",
-            )
+            raise not_a_journal(reader.path)
         return ScanResult(offset, last_seq, count, index, parsed.reason)
     return ScanResult(offset, last_seq, count, index, "")
 
@@ -242,8 +246,10 @@ def iter_records(
 
     ``strict`` (the owner's own, already recovered file): any bad record is corruption. Otherwise
     (a file another process may be appending to) a bad record with nothing valid after it is an
-    unfinished tail and ends the iteration quietly. ``last_seq`` is the seq before ``start``
-    (0 when ``start`` is 0), for ordering checks and error messages.
+    unfinished tail and ends the iteration quietly, unless it is at byte 0 and does not even start
+    like a record (the rule ``recover`` applies): then the file is no journal, and a reader that
+    printed nothing and said nothing would hide what ``up`` refuses. ``last_seq`` is the seq
+    before ``start`` (0 when ``start`` is 0), for ordering checks and error messages.
     """
     offset = start
     while offset < reader.end:
@@ -254,6 +260,8 @@ def iter_records(
             later = None if strict else reader.find_valid_after(offset)
             if strict or later is not None:
                 raise JournalCorruptError(reader.path, offset, last_seq, parsed.reason, later)
+            if offset == 0 and not looks_like_start(reader.view(0, fmt.HEADER_SIZE)):
+                raise not_a_journal(reader.path)
             return
         if parsed.seq <= last_seq:
             raise JournalCorruptError(
