@@ -141,7 +141,7 @@ def test_bad_config_exits_2_naming_file_key_and_reason(tmp_path):
     node = NodeProcess(str(bad))
     code, stderr = node.finish()
     assert code == 2
-    assert f"error: {bad}: data_clients[0].rate: must be positive, got -3" in stderr
+    assert f"error: {bad}: data_clients[0].rate: must be a finite positive number, got -3" in stderr
     unknown = tmp_path / "unknown.toml"
     unknown.write_text(SANDBOX.read_text().replace("[node.queues]", "[node.queues]\nsize = 3"))
     code, stderr = NodeProcess(str(unknown)).finish()
@@ -219,3 +219,11 @@ def test_an_unusable_state_store_exits_2_with_one_line_naming_it(tmp_path):
     assert "Traceback" not in stderr
     (line,) = [x for x in stderr.splitlines() if x.startswith("error:")]
     assert line.startswith(f"error: {config}: the node's state store cannot be used:") and str(store) in line
+
+
+def test_a_config_that_is_not_utf8_exits_2_in_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfe[node]\n")
+    code, stderr = NodeProcess(str(bad)).finish()
+    assert code == 2 and "Traceback" not in stderr
+    assert "not valid UTF-8" in stderr

@@ -141,6 +141,8 @@ def test_minimal_config_gets_documented_defaults():
         (with_changes(node={"backend": "curio"}), "node.backend"),
         (with_changes(data_clients=[{"rate": 3}]), "data_clients[0].type"),
         (with_changes(data_clients=[{"type": "random_walk", "rate": 0}]), "data_clients[0].rate"),
+        (with_changes(data_clients=[{"type": "random_walk", "rate": float("nan")}]), "data_clients[0].rate"),
+        (with_changes(data_clients=[{"type": "random_walk", "rate": float("inf")}]), "data_clients[0].rate"),
         (
             with_changes(data_clients=[{"type": "random_walk", "instruments": ["GBP/USD.SIM"]}]),
             "data_clients[0]",

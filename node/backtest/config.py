@@ -9,6 +9,7 @@ error names the key path, e.g. ``venues[0].oms_type: must be one of NETTING, HED
 from __future__ import annotations
 
 import importlib
+import math
 import traceback
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -64,8 +65,8 @@ class _Reader:
 
     def positive(self, name: str, kind, default=...):
         value = self.get(name, kind, default)
-        if value is not None and value <= 0:
-            raise ConfigError(self.key(name), f"must be positive, got {value}")
+        if value is not None and not (value > 0 and math.isfinite(value)):  # TOML has nan and inf
+            raise ConfigError(self.key(name), f"must be a finite positive number, got {value}")
         return value
 
     def decimal(self, name: str, default: str = ...) -> Decimal:

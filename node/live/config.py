@@ -331,6 +331,12 @@ def load_node_config_file(path: str | Path) -> TradingNodeConfig:
         raise ConfigError("<file>", f"{path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("<toml>", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "<file>", f"not valid UTF-8 (byte offset {exc.start}): a TOML file is UTF-8 text"
+        ) from None
+    except OSError as exc:  # a directory, no permission, a file where a directory should be
+        raise ConfigError("<file>", f"cannot read {path}: {exc.strerror}") from None
     return load_node_config(doc, path.parent)
 
 
