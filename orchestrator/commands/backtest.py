@@ -53,8 +53,8 @@ def run(args) -> int:
 def _run(args) -> int:
     from node.backtest.config import BacktestRunConfig
     from node.backtest.node import BacktestNode
+    from orchestrator.commands.closed_output import GuardedStdout
     from orchestrator.sweep.config_faults import HeldTracebacks, as_config_error, check_data_paths
-    from orchestrator.sweep.stdout import GuardedStdout
 
     path = Path(args.config)
     config = load_or_report(path, lambda p: _load(BacktestRunConfig, p, check_data_paths))

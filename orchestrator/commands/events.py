@@ -16,6 +16,7 @@ import os
 import sys
 
 from orchestrator import exit_codes
+from orchestrator.commands.closed_output import point_at_devnull
 from orchestrator.control.cli_support import add_target_args, raw_formatter, run_control
 
 HELP = "print a fleet's events (from its journals; --follow for live)"
@@ -118,7 +119,7 @@ def _from_journals(args) -> int:
             if not _print_journal(sdir, node, printer, args.since or 0):
                 code = exit_codes.JOB_FAILED
     except BrokenPipeError:  # `orchestrator events | head`: the reader has had enough
-        _quiet_stdout()
+        point_at_devnull()
     return code
 
 
@@ -165,12 +166,6 @@ def _print_journal(state_dir, node: str, printer: _Printer, since: int) -> bool:
 
 class _BadFrame(Exception):
     """A journal record with a valid checksum whose payload is not a relayed frame."""
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null: its reader has gone, and the interpreter's final flush of what is
-    still buffered must not raise BrokenPipeError again on the way out."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class _Printer:
@@ -245,7 +240,7 @@ def _events(client, args) -> int:
         if not all(isinstance(e, KeyboardInterrupt | BrokenPipeError) for e in ends):
             raise
         if any(isinstance(e, BrokenPipeError) for e in ends):
-            _quiet_stdout()
+            point_at_devnull()
         return exit_codes.OK  # Ctrl-C (the way a --follow ends), or the reader has gone
 
 
@@ -278,7 +273,7 @@ async def _follow(client, args, nodes: list[str], printer: _Printer) -> int:
     finally:
         await subscriber.aclose()
     if _reader_gone():
-        _quiet_stdout()
+        point_at_devnull()
     else:
         print("orchestrator exited; no more events", file=sys.stderr)
     return exit_codes.OK

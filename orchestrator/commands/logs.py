@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from orchestrator import exit_codes
+from orchestrator.commands.closed_output import point_at_devnull
 from orchestrator.control.cli_support import (
     UsageError,
     add_target_args,
@@ -83,14 +84,8 @@ def run(args) -> int:
                 return exit_codes.OK
             return _follow(rdir, path, fh)
     except BrokenPipeError:  # `orchestrator logs NODE | head`: the reader has had enough
-        _quiet_stdout()
+        point_at_devnull()
         return exit_codes.OK
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null: its reader has gone, and the interpreter's final flush of what is
-    still buffered must not raise BrokenPipeError again on the way out."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _log_dir(args, rdir: Path) -> Path:
@@ -150,7 +145,7 @@ def _follow(rdir: Path, path: Path, fh) -> int:
                 continue
             ready = dict(poller.poll(FOLLOW_CHECK_S * 1000))
             if out.fileno() in ready:  # nobody reads what we would print
-                _quiet_stdout()
+                point_at_devnull()
                 return exit_codes.OK
             if pidfd in ready:
                 out.write(fh.read())

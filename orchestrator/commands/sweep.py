@@ -149,7 +149,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     """Ctrl-C outside the scheduler's loop (planning, the report) is one line and exit 130."""
-    from orchestrator.sweep.stdout import GuardedStdout
+    from orchestrator.commands.closed_output import GuardedStdout
 
     out = GuardedStdout()
     try:
@@ -160,13 +160,13 @@ def run(args) -> int:
 
 
 def _run(args, out) -> int:
+    from orchestrator.commands.closed_output import GuardedStdout
     from orchestrator.configfile import load_or_report
     from orchestrator.sweep.lock import SweepLock, SweepLockedError
     from orchestrator.sweep.metrics import UnknownMetricError, check_metric
     from orchestrator.sweep.progress import PlanningNotice
     from orchestrator.sweep.scheduler import DEFAULT_CRASH_RETRIES, DEFAULT_RECYCLE_EVERY
     from orchestrator.sweep.spec import MAX_RUNS, load_sweep
-    from orchestrator.sweep.stdout import GuardedStdout
     from orchestrator.sweep.store import FILENAME, ResultsStore, ResultsStoreError
 
     if args.discard_stale and not args.resume:

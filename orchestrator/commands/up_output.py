@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import shutil
 import sys
 import time
+
+from orchestrator.commands.closed_output import point_at_devnull
 
 log = logging.getLogger("orchestrator")
 
@@ -34,12 +35,7 @@ class Screen:
             sys.stdout.flush()
         except (OSError, ValueError) as exc:  # ValueError: stdout closed
             self.lost = f"{type(exc).__name__}: {exc}"
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
-            except (OSError, ValueError):
-                pass
+            point_at_devnull()
             log.warning("the orchestrator's output is gone (%s); it runs on, logging here", self.lost)
 
 

@@ -108,7 +108,9 @@ def run_control(args, body) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exit_codes.BAD_USAGE if exc.code == UNKNOWN_NODE else exit_codes.JOB_FAILED
     except BrokenPipeError:  # `orchestrator events | head`: the reader has had enough
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        from orchestrator.commands.closed_output import point_at_devnull
+
+        point_at_devnull()
         return exit_codes.OK
     except KeyboardInterrupt:  # Ctrl-C ends a --follow
         return exit_codes.OK

@@ -9,7 +9,8 @@ interpreter's flush at exit fails again (that flush is what printed "Exception i
 BrokenPipeError"). The exit status stays the job's own (0, 1 or 2): the output was
 truncated by the reader's choice, and the results are all in the store.
 
-Used by ``backtest`` and ``sweep`` for everything they write to stdout.
+Used by ``backtest`` and ``sweep`` for everything they write to stdout; :func:`point_at_devnull`
+by every command whose reader may go (``up``'s Screen, ``events``, ``logs``, the control CLI).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class GuardedStdout:
             self._stream.flush()
         except (OSError, ValueError) as exc:  # EPIPE, EIO (a closed terminal), ValueError: closed file
             self.lost = f"{type(exc).__name__}: {exc}"
-            _point_at_devnull(self._stream)
+            point_at_devnull(self._stream)
 
     def print(self, text: str = "") -> None:
         self.write(text + "\n")
@@ -48,11 +49,15 @@ class GuardedStdout:
             return False
 
 
-def _point_at_devnull(stream) -> None:
+def point_at_devnull(stream=None) -> None:
+    """Point ``stream``'s file descriptor (stdout by default) at ``/dev/null``: its reader has
+    gone, and neither a later write nor the interpreter's flush at exit may fail on it again."""
     try:
-        fd = stream.fileno()
+        fd = (stream if stream is not None else sys.stdout).fileno()
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass
