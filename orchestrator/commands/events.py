@@ -130,26 +130,14 @@ def _print_journal(state_dir, node: str, printer: _Printer, since: int) -> bool:
     gives every event before the damage, then one line saying which file, where and what to do
     (``JournalCorruptError``'s message), instead of a traceback and nothing.
     """
-    import msgpack
-
-    from orchestrator.journal import JournalCorruptError, journal_path, read_journal
+    from orchestrator.control.journal_events import UnreadableFrame, journaled_events
+    from orchestrator.journal import JournalCorruptError, journal_path
 
     path = journal_path(state_dir, node)
     try:
-        records = read_journal(path, max(since, 1))
-        for record in records:
-            try:  # leniently, as the control server does: an odd body is shown, not fatal
-                frame = msgpack.unpackb(
-                    record.payload, raw=False, strict_map_key=False, unicode_errors="replace"
-                )
-                events = [e for e in frame["events"] if e[0] >= since]
-            except Exception as exc:  # noqa: BLE001 - any undecodable frame is reported the same way
-                raise _BadFrame(
-                    f"journal {path}: record seq {record.seq} is not an event frame ({exc})"
-                ) from None
-            for event in events:
-                printer.event(node, event)
-    except (JournalCorruptError, _BadFrame) as exc:
+        for event in journaled_events(state_dir, node, since):
+            printer.event(node, event)
+    except (JournalCorruptError, UnreadableFrame) as exc:
         sys.stdout.flush()
         print(f"error: {exc}", file=sys.stderr)
         return False
@@ -162,10 +150,6 @@ def _print_journal(state_dir, node: str, printer: _Printer, since: int) -> bool:
         print(f"error: cannot read journal {path}: {exc.strerror}", file=sys.stderr)
         return False
     return True
-
-
-class _BadFrame(Exception):
-    """A journal record with a valid checksum whose payload is not a relayed frame."""
 
 
 class _Printer:

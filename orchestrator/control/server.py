@@ -21,14 +21,13 @@ import logging
 import os
 from pathlib import Path
 
-import msgpack
 import trio
 import zmq
 
 from orchestrator.control import messages as m
+from orchestrator.control.journal_events import journaled_events
 from orchestrator.fleet.orchestrator import Orchestrator, OrchestratorError
 from orchestrator.fleet.state import NodeState
-from orchestrator.journal import journal_path, read_journal
 from orchestrator.transport.endpoints import bind
 from orchestrator.transport.errors import PeerUnreachableError
 from orchestrator.transport.options import new_context
@@ -189,29 +188,14 @@ def journal_history(state_dir, nodes: list[str], since: int = 0, limit: int = 10
         if truncated:
             continue
         try:
-            records = read_journal(journal_path(state_dir, node), max(since, 1))
+            for event in journaled_events(state_dir, node, since):
+                first_kept[node] = 1
+                if len(out) >= limit:
+                    truncated = True
+                    break
+                out.append([node, *event])
         except FileNotFoundError:
             continue
-        try:
-            for record in records:
-                first_kept[node] = 1
-                # A record is one relayed evt frame (its seq is the frame's last event's).
-                # Leniently: the relay checked the envelope and seqs, not the event bodies (an
-                # odd body, e.g. int keys or bad UTF-8 in its data, is shown, not fatal here).
-                frame = msgpack.unpackb(
-                    record.payload, raw=False, strict_map_key=False, unicode_errors="replace"
-                )
-                for event in frame["events"]:
-                    if event[0] < since:
-                        continue
-                    if len(out) >= limit:
-                        truncated = True
-                        break
-                    out.append([node, *event])
-                if truncated:
-                    break
-        finally:
-            records.close()
     return {"events": out, "first_kept": first_kept, "truncated": truncated}
 
 
