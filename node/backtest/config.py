@@ -136,6 +136,8 @@ class VenueConfig:
                 raise ConfigError(
                     f"{r.key('starting_balances')}[{i}]", f"{exc} (write e.g. '1000000 USD')"
                 ) from None
+            if parsed[-1].as_decimal() < 0:
+                raise ConfigError(f"{r.key('starting_balances')}[{i}]", f"must not be negative, got {text!r}")
         if not parsed:
             raise ConfigError(r.key("starting_balances"), "needs at least one balance, e.g. ['1000000 USD']")
         if account == "MARGIN" and base_currency is None:
@@ -219,6 +221,10 @@ class DataConfig:
             resolved = Path(file) if Path(file).is_absolute() else (base_dir / file)
             if not resolved.exists():
                 raise ConfigError(r.key("path"), f"file not found: {resolved}")
+            if resolved.is_dir():
+                raise ConfigError(
+                    r.key("path"), f"{resolved} is a directory; give a data file (.csv or .parquet)"
+                )
         return cls(iid, kind, resolved, bar_type, generator)
 
 

@@ -54,10 +54,10 @@ def _run(args) -> int:
     from node.backtest.config import BacktestRunConfig
     from node.backtest.node import BacktestNode
     from orchestrator.commands.closed_output import GuardedStdout
-    from orchestrator.sweep.config_faults import HeldTracebacks, as_config_error, check_data_paths
+    from orchestrator.sweep.config_faults import HeldTracebacks, as_config_error
 
     path = Path(args.config)
-    config = load_or_report(path, lambda p: _load(BacktestRunConfig, p, check_data_paths))
+    config = load_or_report(path, lambda p: BacktestRunConfig.from_dict(read_toml(p), base_dir=p.parent))
     if config is None:
         return exit_codes.BAD_USAGE
     sink = HeldTracebacks(_stderr_line)
@@ -79,12 +79,6 @@ def _run(args) -> int:
     else:
         out.print(result.summary())
     return exit_codes.OK
-
-
-def _load(config_cls, path: Path, check):
-    config = config_cls.from_dict(read_toml(path), base_dir=path.parent)
-    check(config)
-    return config
 
 
 def _stderr_line(line: str) -> None:

@@ -208,13 +208,11 @@ def _check_path(file: Path, base_doc: dict, key: str, where: str) -> None:
 
 
 def _validate_runs(file: Path, plan: Plan, base_dir: Path, on_progress=None) -> None:
-    from orchestrator.sweep.config_faults import check_data_paths
-
     for done, run in enumerate(plan.runs, start=1):
         if on_progress is not None:
             on_progress("runs checked", done, len(plan.runs))
         try:
-            check_data_paths(BacktestRunConfig.from_dict(run.doc, base_dir=base_dir))
+            BacktestRunConfig.from_dict(run.doc, base_dir=base_dir)
         except ConfigError as exc:
             shown = ", ".join(f"{k}={v!r}" for k, v in run.params.items())
             raise SweepConfigError(file, exc.key, f"{exc.reason} (in the {run.source} run {shown})") from None
